@@ -1,0 +1,262 @@
+"""AWS Lambda: what with_lambda costs, measured under the real runtime client.
+
+Every handler runs in `python -m awslambdaric` with lambda_local playing the Runtime API;
+the collector runs in its own process. Figures:
+- warm invocation: latency added by with_lambda with one event over the bare handler, as a
+  ratio to one raw httpx keep-alive POST of the same batch (target <= 1.5x);
+- cold start: process start to first response, without an SDK, with doow-serverless (and
+  without its init-time client preparation), and with doow-track 0.1.2 doing the same job;
+- deadline: when the endpoint hangs, how long before its deadline each invocation answers.
+
+    .venv/bin/python bench/lambda_bench.py [--quick]      # needs the bench extra
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import (
+    BENCH_KEY,
+    CollectorProcess,
+    collector_process,
+    median,
+    table,
+)
+from doow_serverless.lambda_local import InvocationResult, LocalFunction
+
+FUNCTIONS = Path(__file__).resolve().parent / "lambda_functions"
+COMMAND = "make bench  # or: .venv/bin/python bench/lambda_bench.py [--quick]"
+
+
+@contextmanager
+def functions(
+    collector: CollectorProcess, *names: str, timeout: float = 10.0
+) -> Iterator[list[LocalFunction]]:
+    with ExitStack() as stack:
+        yield [
+            stack.enter_context(
+                LocalFunction(
+                    f"{name}.handler",
+                    code_dir=FUNCTIONS,
+                    timeout=timeout,
+                    function_name=f"bench-{name.replace('_', '-')}",
+                    environment={
+                        "DOOW_TRACK_API_KEY": BENCH_KEY,
+                        "DOOW_TRACK_ENDPOINT": collector.url,
+                    },
+                )
+            )
+            for name in names
+        ]
+
+
+def checked(result: InvocationResult) -> InvocationResult:
+    if not result.ok:
+        raise RuntimeError(f"invocation failed: {result.status} {result.body[:300]!r}")
+    return result
+
+
+def bench_warm(collector: CollectorProcess, quick: bool) -> tuple[str, float]:
+    rounds = 60 if quick else 300
+    names = ("plain", "ours", "raw_post")
+    durations: dict[str, list[float]] = {name: [] for name in names}
+    with functions(collector, *names) as running:
+        for function in running:  # cold starts and first connections out of the way
+            for _ in range(5):
+                checked(function.invoke({}))
+        for _ in range(rounds):  # interleaved, so drift hits all three alike
+            for name, function in zip(names, running, strict=True):
+                duration = checked(function.invoke({})).duration
+                assert duration is not None
+                durations[name].append(duration)
+    plain, ours, raw = (median(durations[name]) for name in names)
+    added, post = ours - plain, raw - plain
+    rows = [
+        ["bare handler (no SDK)", f"{plain * 1000:.2f} ms", "-"],
+        ["with_lambda, one event, flushed", f"{ours * 1000:.2f} ms", f"+{added * 1000:.2f} ms"],
+        ["bare handler + one raw httpx POST", f"{raw * 1000:.2f} ms", f"+{post * 1000:.2f} ms"],
+    ]
+    section = "\n".join(
+        [
+            f"Warm invocations, {rounds} each, interleaved; hand-out of the event to the "
+            "runtime's answer, as the Runtime API sees it.",
+            "",
+            table(["handler", "median invocation", "added"], rows),
+            "",
+            f"**Added by with_lambda: {added / post:.2f}× one raw keep-alive POST** "
+            "(target ≤ 1.5×).",
+        ]
+    )
+    return section, added / post
+
+
+def bench_cold(collector: CollectorProcess, quick: bool) -> str:
+    repeats = 5 if quick else 15
+    names = ("plain", "ours", "ours_unprepared", "official")
+    labels = {
+        "plain": "no SDK",
+        "ours": "doow-serverless (client prepared at init)",
+        "ours_unprepared": "doow-serverless without prepare()",
+        "official": "doow-track 0.1.2, flush() in the handler",
+    }
+    totals: dict[str, list[float]] = {name: [] for name in names}
+    firsts: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(repeats):
+        for name in names:
+            with functions(collector, name) as (function,):
+                started = time.perf_counter()
+                result = checked(function.invoke({}))
+                totals[name].append(time.perf_counter() - started)
+                assert result.duration is not None
+                firsts[name].append(result.duration)
+    base = median(totals["plain"])
+    rows = [
+        [
+            labels[name],
+            f"{median(totals[name]) * 1000:.0f} ms",
+            f"+{(median(totals[name]) - base) * 1000:.0f} ms" if name != "plain" else "-",
+            f"{median(firsts[name]) * 1000:.1f} ms",
+        ]
+        for name in names
+    ]
+    return "\n".join(
+        [
+            f"Cold starts, {repeats} each: a new runtime process per start.",
+            "",
+            table(
+                ["handler", "process start → first response", "over no SDK", "first invocation"],
+                rows,
+            ),
+        ]
+    )
+
+
+# Timed inside a fresh interpreter, step by step, so each figure is that step's own cost.
+_IMPORT_STEPS = """
+import time
+t0 = time.perf_counter()
+import doow_serverless
+t1 = time.perf_counter()
+import doow_serverless.aws_lambda
+t2 = time.perf_counter()
+doow_serverless.DoowTracker("dk_x", environ={"AWS_LAMBDA_FUNCTION_NAME": "b"}).prepare()
+t3 = time.perf_counter()
+print(t1 - t0, t2 - t1, t3 - t2)
+"""
+
+
+def bench_imports(quick: bool) -> str:
+    repeats = 7 if quick else 21
+    figures: list[list[float]] = [[], [], []]
+    for _ in range(repeats):
+        out = subprocess.run(
+            [sys.executable, "-c", _IMPORT_STEPS], capture_output=True, text=True, check=True
+        ).stdout
+        for column, value in zip(figures, out.split(), strict=True):
+            column.append(float(value))
+    labels = [
+        "import doow_serverless",
+        "then import doow_serverless.aws_lambda",
+        "then prepare(): import httpx, build its client (done at decoration)",
+    ]
+    rows = [
+        [label, f"{median(column) * 1000:.1f} ms"]
+        for label, column in zip(labels, figures, strict=True)
+    ]
+    return "\n".join(
+        [
+            f"Init-phase costs, each step timed inside a fresh interpreter, median of {repeats}.",
+            "",
+            table(["step", "time"], rows),
+        ]
+    )
+
+
+def bench_deadline(collector: CollectorProcess, quick: bool) -> str:
+    invocations = 4 if quick else 10
+    official_invocations = 2 if quick else 3
+    rows = []
+    collector.set_faults({"then": {"action": "hang"}})
+    try:
+        for timeout in (1.0, 3.0):
+            with functions(collector, "ours", timeout=timeout) as (function,):
+                results = [function.invoke({}) for _ in range(invocations)]
+                rows.append(deadline_row("doow-serverless", timeout, results, function.kills))
+        with functions(collector, "official", timeout=3.0) as (function,):
+            results = [function.invoke({}) for _ in range(official_invocations)]
+            rows.append(deadline_row("doow-track 0.1.2", 3.0, results, function.kills))
+    finally:
+        collector.set_faults({})
+    return "\n".join(
+        [
+            "The endpoint hangs every request; the harness kills a process at its deadline, "
+            "as Lambda does.",
+            "",
+            table(
+                ["SDK", "timeout", "answered before the deadline", "median margin", "killed"],
+                rows,
+            ),
+        ]
+    )
+
+
+def deadline_row(
+    label: str, timeout: float, results: list[InvocationResult], kills: int
+) -> list[str]:
+    margins = [result.margin for result in results if result.ok and result.margin is not None]
+    in_time = sum(1 for margin in margins if margin > 0)
+    return [
+        label,
+        f"{timeout:.0f} s",
+        f"{in_time}/{len(results)} ({100 * in_time / len(results):.0f}%)",
+        f"{median(margins) * 1000:.0f} ms" if margins else "-",
+        str(kills),
+    ]
+
+
+def run(quick: bool = False) -> str:
+    with collector_process() as collector:
+        warm, _ = bench_warm(collector, quick)
+        cold = bench_cold(collector, quick)
+        imports = bench_imports(quick)
+        deadline = bench_deadline(collector, quick)
+    return "\n".join(
+        [
+            "## AWS Lambda (real runtime client)",
+            "",
+            f"Reproduce: `{COMMAND}`. Handlers: `bench/lambda_functions/`.",
+            "",
+            "### Warm invocation",
+            "",
+            warm,
+            "",
+            "### Cold start",
+            "",
+            cold,
+            "",
+            imports,
+            "",
+            "### Under a hanging endpoint",
+            "",
+            deadline,
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    print(run(quick=parser.parse_args().quick))
+
+
+if __name__ == "__main__":
+    main()

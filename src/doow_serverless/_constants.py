@@ -1,0 +1,60 @@
+"""Names and numbers shared by the client and the local collector.
+
+Every environment variable the SDK reads is named here once.
+"""
+
+from __future__ import annotations
+
+SDK_NAME = "doow-serverless"
+SDK_VERSION = "0.1.0"
+
+DEFAULT_ENDPOINT = "https://api.doow.co"
+INGEST_PATH = "/telemetry/events"
+KEY_PREFIX = "dk_"
+
+# Limits of the ingest contract.
+MAX_BATCH_EVENTS = 500
+MAX_BATCH_BYTES = 460_800  # 450 KiB of JSON before compression
+MAX_RESPONSE_BYTES = 65_536
+MAX_SERVER_TEXT = 512
+
+# Defaults of the official SDKs.
+DEFAULT_FLUSH_AT = 20
+DEFAULT_FLUSH_INTERVAL_S = 10.0
+DEFAULT_MAX_QUEUE_SIZE = 10_000
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_RETRY_COUNT = 3
+DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0
+GZIP_MIN_BYTES = 1024
+
+# Bounds on what one event may carry.
+MAX_NAME_LENGTH = 256
+MAX_ATTRIBUTION_KEYS = 50
+MAX_ATTRIBUTION_KEY_LENGTH = 128
+MAX_ATTRIBUTION_VALUE_LENGTH = 1024
+MAX_METADATA_BYTES = 16_384
+
+KIND_USAGE = "USAGE"
+KIND_ADJUSTMENT = "ADJUSTMENT"
+KINDS = (KIND_USAGE, KIND_ADJUSTMENT)
+DEFAULT_SOURCE_SYSTEM = "sdk"
+
+ENV_API_KEY = "DOOW_TRACK_API_KEY"
+ENV_ENDPOINT = "DOOW_TRACK_ENDPOINT"
+ENV_DISABLED = "DOOW_TRACK_DISABLED"
+ENV_DEBUG = "DOOW_TRACK_DEBUG"
+ENV_FLUSH_AT = "DOOW_TRACK_FLUSH_AT"
+ENV_FLUSH_INTERVAL = "DOOW_TRACK_FLUSH_INTERVAL"  # milliseconds, as in the official SDKs
+ENV_ATTRIBUTION = "DOOW_TRACK_ATTRIBUTION"
+ENV_STRICT = "DOOW_TRACK_STRICT"
+ENV_TIMEOUT = "DOOW_TRACK_TIMEOUT"  # milliseconds
+ENV_RETRY_COUNT = "DOOW_TRACK_RETRY_COUNT"
+ENV_MAX_QUEUE_SIZE = "DOOW_TRACK_MAX_QUEUE_SIZE"
+ENV_COMPRESSION = "DOOW_TRACK_COMPRESSION"
+ENV_ALLOW_HTTP = "DOOW_TRACK_ALLOW_HTTP"
+
+# Hosts where plain http:// is allowed without asking: this machine, and the
+# name Docker (and so `sam local`) gives the host from inside a container.
+PLAIN_HTTP_HOSTS = frozenset({"localhost", "host.docker.internal"})
+
+LOGGER_NAME = "doow_serverless"

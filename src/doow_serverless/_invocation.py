@@ -1,0 +1,188 @@
+"""What every platform wrapper does around one invocation, whatever the platform.
+
+A wrapper finds two things on its platform: the invocation's id and its remaining time.
+Everything else is here: the events tracked during the call get ids derived from the
+invocation id, and after the call (returned or raised) the tracker is flushed with a
+budget of ``min(flush_timeout, remaining - reserve)``. The flush never raises, and never
+replaces the handler's result or exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Literal, NamedTuple, TypeVar
+
+from ._constants import LOGGER_NAME
+from ._errors import DoowConfigError
+from ._scope import invocation_scope
+from ._tracker import DoowTracker, FlushResult
+from ._wire import new_random_id
+
+logger = logging.getLogger(LOGGER_NAME)
+
+R = TypeVar("R")
+Idempotency = Literal["invocation", "attempt"]
+
+ENV_FLUSH_TIMEOUT = "DOOW_TRACK_FLUSH_TIMEOUT"  # milliseconds
+ENV_FLUSH_RESERVE = "DOOW_TRACK_FLUSH_RESERVE"  # milliseconds
+
+# A healthy ingest request from a function takes tens of milliseconds; 2 s leaves room for
+# a retry or two, and bounds what a broken endpoint can add to every invocation.
+DEFAULT_FLUSH_TIMEOUT_S = 2.0
+# Kept back from the deadline for the runtime to post the response after the flush.
+DEFAULT_FLUSH_RESERVE_S = 0.25
+
+
+class FlushPolicy(NamedTuple):
+    flush_timeout: float
+    reserve: float
+
+    def budget(self, remaining: float | None) -> float:
+        """Seconds the post-invocation flush may take; 0 when no time is left."""
+        if remaining is None:
+            return self.flush_timeout
+        return max(0.0, min(self.flush_timeout, remaining - self.reserve))
+
+
+def resolve_flush_policy(
+    flush_timeout: float | None,
+    reserve: float | None,
+    environ: Mapping[str, str] | None = None,
+) -> FlushPolicy:
+    """Arguments (seconds) beat the environment (milliseconds), which beats the defaults."""
+    environ = os.environ if environ is None else environ
+    return FlushPolicy(
+        flush_timeout=_seconds(
+            "flush_timeout", flush_timeout, environ, ENV_FLUSH_TIMEOUT, DEFAULT_FLUSH_TIMEOUT_S
+        ),
+        reserve=_seconds("reserve", reserve, environ, ENV_FLUSH_RESERVE, DEFAULT_FLUSH_RESERVE_S),
+    )
+
+
+def _seconds(
+    argument: str, value: float | None, environ: Mapping[str, str], variable: str, default: float
+) -> float:
+    if value is not None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise DoowConfigError(f"{argument} must be a number of seconds >= 0, got {value!r}")
+        if not math.isfinite(value):
+            raise DoowConfigError(f"{argument} must be finite, got {value!r}")
+        return float(value)
+    text = environ.get(variable, "").strip()
+    if not text:
+        return default
+    try:
+        millis = float(text)
+    except ValueError:
+        millis = -1.0
+    if not (math.isfinite(millis) and millis >= 0):
+        logger.warning(
+            "doow-serverless: %s must be a number of milliseconds >= 0, got %r; using %s ms",
+            variable,
+            text[:40],
+            int(default * 1000),
+        )
+        return default
+    return millis / 1000.0
+
+
+_default_tracker: DoowTracker | None = None
+_default_lock = threading.Lock()
+
+
+def default_tracker() -> DoowTracker:
+    """The tracker bare decorators (``@with_lambda``) flush: built on first use, then shared.
+
+    It reads its settings from the ``DOOW_TRACK_*`` environment, like ``DoowTracker()``.
+    """
+    global _default_tracker  # noqa: PLW0603 - one per process, by design
+    with _default_lock:
+        if _default_tracker is None:
+            _default_tracker = DoowTracker()
+        return _default_tracker
+
+
+def scope_id(invocation_id: str | None, idempotency: Idempotency) -> str:
+    """The prefix of derived event ids: the invocation's id, or a fresh one per attempt."""
+    if idempotency == "invocation" and invocation_id:
+        return invocation_id
+    return "attempt:" + new_random_id()
+
+
+def check_idempotency(value: str) -> Idempotency:
+    if value not in ("invocation", "attempt"):
+        raise DoowConfigError(f"idempotency must be 'invocation' or 'attempt', got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def flush_quietly(tracker: DoowTracker, budget: float) -> FlushResult | None:
+    """Flush within ``budget``; any failure is logged, never raised into the caller."""
+    try:
+        return tracker.flush(budget)
+    except Exception:
+        logger.exception("doow-serverless: flush after the invocation failed")
+        return None
+
+
+def call_with_flush(
+    tracker: DoowTracker,
+    call: Callable[[], R],
+    *,
+    invocation_id: str | None,
+    idempotency: Idempotency,
+    remaining: Callable[[], float | None],
+    policy: FlushPolicy,
+) -> R:
+    """Run ``call`` in the invocation's id scope, then flush before the deadline.
+
+    ``remaining`` is asked after the call, so the budget is what is really left.
+    """
+    with invocation_scope(scope_id(invocation_id, idempotency)):
+        try:
+            return call()
+        finally:
+            flush_quietly(tracker, policy.budget(_remaining_quietly(remaining)))
+
+
+def _remaining_quietly(remaining: Callable[[], float | None]) -> float | None:
+    try:
+        return remaining()
+    except Exception:
+        logger.exception("doow-serverless: could not read the invocation's remaining time")
+        return None
+
+
+async def acall_with_flush(
+    tracker: DoowTracker,
+    call: Callable[[], Awaitable[R]],
+    *,
+    invocation_id: str | None,
+    idempotency: Idempotency,
+    remaining: Callable[[], float | None],
+    policy: FlushPolicy,
+) -> R:
+    """:func:`call_with_flush` for coroutines: the flush runs off the event loop.
+
+    The flush blocks a worker thread, never the loop, so other requests or invocations on
+    the same loop keep being served while this one's events are sent.
+    """
+    with invocation_scope(scope_id(invocation_id, idempotency)):
+        try:
+            return await call()
+        finally:
+            await flush_off_loop(tracker, policy.budget(_remaining_quietly(remaining)))
+
+
+async def flush_off_loop(tracker: DoowTracker, budget: float) -> FlushResult | None:
+    """Flush within ``budget`` in a worker thread; never raises."""
+    import asyncio  # noqa: PLC0415 - only async wrappers pay for it
+
+    try:
+        return await asyncio.to_thread(flush_quietly, tracker, budget)
+    except Exception:
+        logger.exception("doow-serverless: flush after the invocation failed")
+        return None

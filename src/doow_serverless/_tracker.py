@@ -1,0 +1,651 @@
+"""DoowTracker: validate and queue usage events, and deliver them within a deadline."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import math
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar, overload
+
+from . import _constants as C
+from ._config import UNSET, Maybe, TrackerConfig, key_hint, redact, resolve_config
+from ._deadline import Deadline
+from ._delivery import AuthRefused, Delivered, Refused, TooLarge, Unsent, send_batch
+from ._errors import (
+    DoowAuthError,
+    DoowConfigError,
+    DoowDeliveryError,
+    DoowError,
+    DoowQueueFullError,
+    DoowRejectedError,
+    DoowValidationError,
+    Rejection,
+)
+from ._events import (
+    MAX_QUANTITY,
+    QueuedEvent,
+    attribution_problem,
+    check,
+    kind_problem,
+    name_problem,
+    optional_text_problem,
+    parse_timestamp,
+    quantity_problem,
+)
+from ._outbox import Outbox, Unencodable
+from ._runtime import detect_platform
+from ._scope import current_scope
+from ._transport import HttpxTransport, Transport
+from ._wire import canonical_uuid
+
+if TYPE_CHECKING:
+    from ._invocation import Idempotency
+    from .aws_lambda import LambdaDecorator
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+logger = logging.getLogger(C.LOGGER_NAME)
+
+ErrorHandler = Callable[[DoowError], object]
+
+# How long a flush started by the background thread may take.
+BACKGROUND_FLUSH_TIMEOUT_S = 30.0
+# In a long-running process a full queue makes track() wait this long for the background
+# sender to free space before an event is dropped: usage events are money, and slowing a
+# burst down is better than losing part of it. On serverless platforms nothing sends
+# during the invocation, so waiting could not help and track() drops (and counts) at once.
+FULL_QUEUE_WAIT_S = 5.0
+
+_INF = math.inf
+_USAGE = C.KIND_USAGE
+_now = time.time
+_MAX_NAME = C.MAX_NAME_LENGTH
+_MAX_QUANTITY = MAX_QUANTITY
+# Builds the NamedTuple without the extra Python frame of its generated __new__.
+_new_event: Callable[[type[QueuedEvent], tuple[Any, ...]], QueuedEvent] = tuple.__new__
+_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+class FlushResult(NamedTuple):
+    """What one flush did. ``pending`` events are still queued and go out at the next flush."""
+
+    delivered: int
+    rejected: int
+    pending: int
+    elapsed: float
+    error: DoowError | None = None  # why events are still pending, when they are
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is left to send."""
+        return self.pending == 0
+
+
+class TrackerStats(NamedTuple):
+    """Where every event given to ``track()`` has gone so far."""
+
+    tracked: int  # accepted into the queue
+    delivered: int  # acknowledged by the server
+    rejected: int  # refused for good by the server (reported with the reason)
+    dropped: int  # not queued because the queue was full (reported with a count)
+    invalid: int  # failed validation (reported)
+    pending: int  # still queued
+
+
+class DoowTracker:
+    """Buffers usage events and sends them to Doow in batches.
+
+    ``track()`` only validates and queues. Sending happens in ``flush(timeout)``, which the
+    serverless wrappers call with a budget taken from the invocation's remaining time, and
+    in long-running processes also from one background thread, started on the first
+    ``track()``. Nothing is sent, and no thread started, by the constructor.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        endpoint: Maybe[str] = UNSET,
+        enabled: Maybe[bool] = UNSET,
+        attribution: Maybe[Mapping[str, object] | None] = UNSET,
+        debug: Maybe[bool] = UNSET,
+        strict: Maybe[bool] = UNSET,
+        flush_at: Maybe[int] = UNSET,
+        flush_interval: Maybe[float] = UNSET,
+        max_queue_size: Maybe[int] = UNSET,
+        timeout: Maybe[float] = UNSET,
+        retry_count: Maybe[int] = UNSET,
+        compression: Maybe[str | None] = UNSET,
+        allow_http: Maybe[bool] = UNSET,
+        on_error: ErrorHandler | None = None,
+        transport: Transport | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        environ = os.environ if environ is None else environ
+        self._config: TrackerConfig = resolve_config(
+            environ,
+            api_key=UNSET if api_key is None else api_key,
+            endpoint=endpoint,
+            enabled=enabled,
+            attribution=attribution,
+            debug=debug,
+            strict=strict,
+            flush_at=flush_at,
+            flush_interval=flush_interval,
+            max_queue_size=max_queue_size,
+            timeout=timeout,
+            retry_count=retry_count,
+            compression=compression,
+            allow_http=allow_http,
+        )
+        if on_error is not None and not callable(on_error):
+            raise DoowConfigError(f"on_error must be callable, got {type(on_error).__name__}")
+        self._on_error = on_error
+        self._platform = detect_platform(environ)
+        self._transport: Transport = transport if transport is not None else HttpxTransport()
+        self._outbox = Outbox(self._config.max_queue_size)
+        self._enabled = self._config.enabled
+        self._strict = self._config.strict
+        self._flush_at = self._config.flush_at
+        self._closed = False
+        self._closing = threading.Event()
+        self._lock = threading.Lock()
+        self._worker: Any = None
+        self._start_worker = self._platform is None
+        self._auth_failed = False
+        self._not_before = 0.0
+        self._counts = {"delivered": 0, "rejected": 0, "dropped": 0, "invalid": 0}
+        self._dropped_unreported = 0
+        self._background_stalled = False
+
+        if self._config.debug:
+            _enable_debug_logging()
+        for warning in self._config.warnings:
+            logger.warning("doow-serverless: %s", warning)
+        if self._enabled and self._config.send_blocker:
+            logger.warning(
+                "doow-serverless: events will be kept but not sent: %s", self._config.send_blocker
+            )
+        _live_trackers.add(self)
+
+    # ------------------------------------------------------------------------------
+    # Recording
+
+    def track(
+        self,
+        metric: str,
+        quantity: int | float,
+        license_id: str,
+        *,
+        unit: str | None = None,
+        attribution: Mapping[str, str | int | float | bool] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        kind: str = C.KIND_USAGE,
+        timestamp: Any = None,
+        event_id: str | None = None,
+        idempotency_key: str | None = None,
+        source_system: str | None = None,
+    ) -> None:
+        """Validate one usage event and queue it. Never blocks on the network.
+
+        An invalid event is reported through ``on_error`` and the log, and dropped; with
+        ``strict=True`` a :class:`DoowValidationError` is raised here instead.
+        """
+        if not self._enabled:
+            return
+        try:
+            # The common case is checked inline (this is the hot path); the rule functions
+            # run only to explain a failure, or for the less common fields.
+            if (
+                type(metric) is not str
+                or not metric
+                or len(metric) > _MAX_NAME
+                or metric.isspace()
+                or not metric.isascii()
+            ):
+                check("metric", name_problem(metric))
+            if (
+                type(license_id) is not str
+                or not license_id
+                or len(license_id) > _MAX_NAME
+                or license_id.isspace()
+                or not license_id.isascii()
+            ):
+                check("license_id", name_problem(license_id))
+            if kind is not _USAGE:
+                check("kind", kind_problem(kind))
+            quantity_type = type(quantity)
+            if (
+                (quantity_type is not int and quantity_type is not float)
+                or not 0 < quantity < _INF
+                or kind != _USAGE
+                or quantity > _MAX_QUANTITY
+            ):
+                check("quantity", quantity_problem(quantity, kind))
+            if unit is not None and (
+                type(unit) is not str or len(unit) > _MAX_NAME or not unit.isascii()
+            ):
+                check("unit", optional_text_problem(unit))
+            if source_system is not None:
+                check("source_system", optional_text_problem(source_system))
+            if attribution is not None:
+                # A private copy: the caller may change its dict after track() returns.
+                if type(attribution) is dict:
+                    attribution = attribution.copy()
+                elif isinstance(attribution, Mapping):
+                    attribution = dict(attribution)
+                problem = attribution_problem(attribution)
+                if problem is not None:
+                    raise DoowValidationError("attribution", problem)
+            if metadata is not None:
+                metadata = _copy_metadata(metadata)
+            occurred_at = _now() if timestamp is None else parse_timestamp(timestamp)
+            id_seed = None
+            if event_id is not None:
+                event_id = _checked_event_id(event_id)
+            elif idempotency_key is not None:
+                if type(idempotency_key) is not str or not idempotency_key:
+                    raise DoowValidationError(
+                        "idempotency_key", "must be a non-empty string when given"
+                    )
+                id_seed = "key:" + idempotency_key
+            else:
+                scope = current_scope.get()
+                if scope is not None:
+                    id_seed = scope.next_seed()
+        except DoowValidationError as error:
+            self._count("invalid")
+            if self._strict:
+                raise
+            self._report(error)
+            return
+
+        if self._closed:
+            self._drop(1, "the tracker is shut down")
+            return
+        event = _new_event(
+            QueuedEvent,
+            (
+                metric,
+                quantity,
+                license_id,
+                unit,
+                kind,
+                occurred_at,
+                attribution or None,
+                metadata,
+                event_id,
+                id_seed,
+                source_system,
+            ),
+        )
+        if self._start_worker:
+            self._ensure_worker()
+        queued = self._outbox.put(event)
+        if queued < 0 and self._worker is not None and self._sender_healthy():
+            self._worker.wake()
+            queued = self._outbox.put_waiting(event, FULL_QUEUE_WAIT_S)
+        if queued < 0:
+            self._drop(1, f"the queue holds max_queue_size={self._config.max_queue_size} events")
+            return
+        if queued >= self._flush_at and self._worker is not None:
+            self._worker.wake()
+
+    # ------------------------------------------------------------------------------
+    # Sending
+
+    def flush(self, timeout: float | None = None) -> FlushResult:
+        """Send what is queued, and wait for batches in flight, for at most ``timeout`` seconds.
+
+        Every request timeout, backoff and Retry-After wait is clipped to the deadline.
+        Whatever could not be sent in time stays queued, in order, with the same ids.
+        """
+        started = time.monotonic()
+        budget = self._config.timeout if timeout is None else timeout
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or math.isnan(budget):
+            raise DoowConfigError(f"flush timeout must be a number of seconds, got {budget!r}")
+        deadline = Deadline(budget)
+        if not self._enabled:
+            return FlushResult(0, 0, 0, 0.0)
+        self._report_dropped()
+        delivered = rejected = 0
+        error: DoowError | None = self._blocked_reason()
+        while error is None:
+            if deadline.expired():
+                if len(self._outbox):
+                    error = DoowDeliveryError("the flush budget ran out")
+                break
+            refused: list[Unencodable] = []
+            batch = self._outbox.claim(self._config.attribution, refused)
+            if refused:
+                rejected += self._refuse_oversized(refused)
+            if batch is None:
+                if self._outbox.wait_for_others(deadline.remaining()):
+                    continue
+                break
+            outcome = send_batch(
+                batch,
+                config=self._config,
+                transport=self._transport,
+                deadline=deadline,
+                sleep=self._closing_wait,
+            )
+            if isinstance(outcome, Delivered):
+                self._outbox.settle(batch)
+                accepted = len(batch) - len(outcome.rejections)
+                delivered += accepted
+                rejected += len(outcome.rejections)
+                self._count("delivered", accepted)
+                if outcome.rejections:
+                    self._count("rejected", len(outcome.rejections))
+                    self._report(
+                        DoowRejectedError(
+                            f"the server refused {len(outcome.rejections)} of {len(batch)} "
+                            f"events in batch {batch.batch_id}: {_summarize(outcome.rejections)}",
+                            rejections=outcome.rejections,
+                            status=207,
+                            batch_id=batch.batch_id,
+                        )
+                    )
+            elif isinstance(outcome, TooLarge):
+                if len(batch) > 1:
+                    self._outbox.replace(batch, batch.halves())
+                else:
+                    self._outbox.settle(batch)
+                    rejected += 1
+                    self._count("rejected")
+                    self._report(
+                        DoowRejectedError(
+                            f"the server refused event {batch.event_ids[0]} as too large (413)",
+                            rejections=[Rejection(batch.event_ids[0], "too large (413)")],
+                            status=413,
+                            batch_id=batch.batch_id,
+                        )
+                    )
+            elif isinstance(outcome, Refused):
+                self._outbox.settle(batch)
+                rejected += len(batch)
+                self._count("rejected", len(batch))
+                self._report(
+                    DoowRejectedError(
+                        f"the server refused batch {batch.batch_id} of {len(batch)} events "
+                        f"for good (HTTP {outcome.status}): {outcome.message}",
+                        rejections=[Rejection(i, outcome.message) for i in batch.event_ids],
+                        status=outcome.status,
+                        batch_id=batch.batch_id,
+                    )
+                )
+            elif isinstance(outcome, AuthRefused):
+                self._outbox.release(batch)
+                error = self._auth_refused(outcome.message)
+            else:
+                assert isinstance(outcome, Unsent)
+                self._outbox.release(batch)
+                if outcome.not_before is not None:
+                    self._not_before = max(self._not_before, outcome.not_before)
+                error = DoowDeliveryError(
+                    f"batch {batch.batch_id} of {len(batch)} events not delivered after "
+                    f"{outcome.attempts} attempt(s), kept for the next flush: {outcome.reason}",
+                    batch_id=batch.batch_id,
+                    event_count=len(batch),
+                )
+                self._report(error, level=logging.INFO)
+        return FlushResult(
+            delivered=delivered,
+            rejected=rejected,
+            pending=len(self._outbox),
+            elapsed=time.monotonic() - started,
+            error=error,
+        )
+
+    def shutdown(self, timeout: float = C.DEFAULT_SHUTDOWN_TIMEOUT_S) -> FlushResult:
+        """Flush, wait for batches in flight, then close the connection. Safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return FlushResult(0, 0, len(self._outbox), 0.0)
+            self._closed = True
+        deadline = Deadline(timeout)
+        worker = self._worker
+        if worker is not None:
+            worker.stop(0)
+        result = self.flush(deadline.remaining())
+        if worker is not None:
+            worker.stop(deadline.remaining())
+        self._closing.set()
+        self._transport.close()
+        _live_trackers.discard(self)
+        if result.pending:
+            self._report(
+                DoowDeliveryError(
+                    f"{result.pending} event(s) were not delivered before shutdown",
+                    event_count=result.pending,
+                )
+            )
+        return result
+
+    def prepare(self) -> None:
+        """Build the HTTP client now rather than at the first flush.
+
+        Platform wrappers call this while the function initialises, so the first
+        invocation does not pay for importing httpx and creating the client.
+        """
+        prepare = getattr(self._transport, "prepare", None)
+        if self._enabled and prepare is not None:
+            try:
+                prepare()
+            except Exception:
+                logger.exception("doow-serverless: could not prepare the HTTP client")
+
+    @overload
+    def with_lambda(self, handler: Callable[P, R], /) -> Callable[P, R]: ...
+
+    @overload
+    def with_lambda(
+        self,
+        handler: None = None,
+        /,
+        *,
+        flush_timeout: float | None = None,
+        reserve: float | None = None,
+        idempotency: Idempotency = "invocation",
+    ) -> LambdaDecorator: ...
+
+    def with_lambda(
+        self,
+        handler: Callable[P, R] | None = None,
+        /,
+        *,
+        flush_timeout: float | None = None,
+        reserve: float | None = None,
+        idempotency: Idempotency = "invocation",
+    ) -> Callable[P, R] | LambdaDecorator:
+        """``doow_serverless.with_lambda`` bound to this tracker (``@tracker.with_lambda``)."""
+        from .aws_lambda import with_lambda  # noqa: PLC0415 - only Lambda functions need it
+
+        decorator = with_lambda(
+            self, flush_timeout=flush_timeout, reserve=reserve, idempotency=idempotency
+        )
+        return decorator if handler is None else decorator(handler)
+
+    def stats(self) -> TrackerStats:
+        with self._lock:
+            counts = dict(self._counts)
+        return TrackerStats(
+            tracked=self._outbox.accepted,
+            delivered=counts["delivered"],
+            rejected=counts["rejected"],
+            dropped=counts["dropped"],
+            invalid=counts["invalid"],
+            pending=len(self._outbox),
+        )
+
+    @property
+    def config(self) -> TrackerConfig:
+        return self._config
+
+    @property
+    def platform(self) -> str | None:
+        """The serverless platform detected from the environment, if any."""
+        return self._platform
+
+    def __repr__(self) -> str:
+        return (
+            f"DoowTracker(endpoint={self._config.endpoint!r}, "
+            f"key={key_hint(self._config.api_key)!r}, enabled={self._enabled}, "
+            f"pending={len(self._outbox)})"
+        )
+
+    def __enter__(self) -> DoowTracker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    # ------------------------------------------------------------------------------
+    # Internals
+
+    def _blocked_reason(self) -> DoowError | None:
+        if self._config.send_blocker:
+            if len(self._outbox):
+                return DoowConfigError(f"events kept, not sent: {self._config.send_blocker}")
+            return None
+        if self._auth_failed:
+            return DoowAuthError("the API key was refused (401); sending is stopped")
+        wait = self._not_before - time.monotonic()
+        if wait > 0 and len(self._outbox):
+            return DoowDeliveryError(f"rate limited by the server for {wait:.1f}s more")
+        return None
+
+    def _auth_refused(self, message: str) -> DoowAuthError:
+        error = DoowAuthError(
+            f"the API key {key_hint(self._config.api_key)} was refused (401): {message}; "
+            "sending is stopped for this tracker and events are kept",
+            status=401,
+        )
+        with self._lock:
+            first = not self._auth_failed
+            self._auth_failed = True
+        if first:
+            self._report(error, level=logging.ERROR)
+        return error
+
+    def _refuse_oversized(self, refused: list[Unencodable]) -> int:
+        self._count("rejected", len(refused))
+        self._report(
+            DoowRejectedError(
+                f"{len(refused)} event(s) that can never be sent were refused locally: "
+                f"{refused[0].reason}",
+                rejections=[Rejection(item.event_id, item.reason) for item in refused],
+            )
+        )
+        return len(refused)
+
+    def _drop(self, count: int, why: str) -> None:
+        with self._lock:
+            self._counts["dropped"] += count
+            first = self._dropped_unreported == 0
+            self._dropped_unreported += count
+        if first:
+            self._report(DoowQueueFullError(f"event dropped: {why}", dropped=count))
+
+    def _report_dropped(self) -> None:
+        with self._lock:
+            # The first drop was reported when it happened; the rest are summed here.
+            later = self._dropped_unreported - 1
+            self._dropped_unreported = 0
+        if later > 0:
+            self._report(
+                DoowQueueFullError(f"{later} more events were dropped since", dropped=later)
+            )
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += amount
+
+    def _report(self, error: DoowError, level: int = logging.WARNING) -> None:
+        logger.log(level, "doow-serverless: %s", redact(str(error), self._config.api_key))
+        if self._on_error is None:
+            return
+        try:
+            self._on_error(error)
+        except Exception:
+            logger.exception("doow-serverless: the on_error callback raised")
+
+    def _sender_healthy(self) -> bool:
+        """Whether waiting for the background sender to free space can help."""
+        return not (self._background_stalled or self._auth_failed or self._config.send_blocker)
+
+    def _background_flush(self) -> None:
+        result = self.flush(BACKGROUND_FLUSH_TIMEOUT_S)
+        self._background_stalled = result.error is not None and result.delivered == 0
+
+    def _closing_wait(self, seconds: float) -> None:
+        self._closing.wait(seconds)
+
+    def _ensure_worker(self) -> None:
+        with self._lock:
+            if self._worker is not None or self._closed:
+                self._start_worker = False
+                return
+            from ._worker import PeriodicFlusher  # noqa: PLC0415 - only long-running processes
+
+            self._worker = PeriodicFlusher(self._background_flush, self._config.flush_interval)
+            self._worker.start()
+            self._start_worker = False
+
+
+def _checked_event_id(value: object) -> str:
+    if (canonical := canonical_uuid(value)) is None:
+        raise DoowValidationError("event_id", f"must be a UUID string, got {type(value).__name__}")
+    return canonical
+
+
+def _copy_metadata(value: object) -> dict[str, Any]:
+    """A JSON-safe private copy (so later changes by the caller cannot alter the event)."""
+    if not isinstance(value, Mapping):
+        raise DoowValidationError(
+            "metadata", f"must be a dict of JSON values, got {type(value).__name__}"
+        )
+    try:
+        encoded = _json.encode(dict(value)).encode("utf-8")
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+        raise DoowValidationError("metadata", f"must be JSON-serializable: {exc}") from None
+    if len(encoded) > C.MAX_METADATA_BYTES:
+        raise DoowValidationError(
+            "metadata", f"must be at most {C.MAX_METADATA_BYTES} bytes as JSON, got {len(encoded)}"
+        )
+    copied: dict[str, Any] = json.loads(encoded)
+    return copied
+
+
+def _summarize(rejections: list[Rejection]) -> str:
+    shown = "; ".join(f"{item.event_id}: {item.reason}" for item in rejections[:3])
+    more = len(rejections) - 3
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def _enable_debug_logging() -> None:
+    logger.setLevel(logging.DEBUG)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[doow-serverless] %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+
+
+_live_trackers: weakref.WeakSet[DoowTracker] = weakref.WeakSet()
+
+
+@atexit.register
+def _shutdown_live_trackers() -> None:
+    for tracker in list(_live_trackers):
+        try:
+            tracker.shutdown()
+        except Exception:
+            logger.exception("doow-serverless: shutdown at exit failed")

@@ -1,0 +1,171 @@
+"""AWS Lambda: flush the tracker after every invocation, before the invocation's deadline.
+
+    tracker = DoowTracker()            # module level: built once per execution environment
+
+    @with_lambda(tracker)              # or bare @with_lambda, or @tracker.with_lambda
+    def handler(event, context): ...
+
+This module only finds the two things Lambda provides, ``context.aws_request_id`` and
+``context.get_remaining_time_in_millis()``; the flush itself is ``_invocation``'s, shared
+by every platform. Importing it costs nothing Lambda-specific: the context is duck-typed
+(type it with Powertools' ``LambdaContext`` in your handler), and no AWS library is imported.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, Protocol, TypeVar, overload
+
+from ._errors import DoowConfigError
+from ._invocation import (
+    FlushPolicy,
+    Idempotency,
+    call_with_flush,
+    check_idempotency,
+    default_tracker,
+    resolve_flush_policy,
+)
+from ._tracker import DoowTracker
+
+__all__ = ["LambdaDecorator", "default_tracker", "with_lambda"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class LambdaDecorator(Protocol):
+    """What ``with_lambda(...)`` returns: a decorator that keeps the handler's signature."""
+
+    def __call__(self, handler: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+@overload
+def with_lambda(handler: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+@overload
+def with_lambda(
+    tracker: DoowTracker | None = None,
+    /,
+    *,
+    flush_timeout: float | None = None,
+    reserve: float | None = None,
+    idempotency: Idempotency = "invocation",
+) -> LambdaDecorator: ...
+
+
+def with_lambda(
+    target: Any = None,
+    /,
+    *,
+    flush_timeout: float | None = None,
+    reserve: float | None = None,
+    idempotency: Idempotency = "invocation",
+) -> Any:
+    """Wrap a Lambda handler so the tracker is flushed after each invocation.
+
+    After the handler returns or raises, the tracker is flushed for at most
+    ``min(flush_timeout, remaining time - reserve)`` seconds; events that do not fit stay
+    queued and go first at the next warm invocation. The handler's result or exception is
+    returned or raised unchanged, whatever the flush does.
+
+    ``flush_timeout`` and ``reserve`` are seconds; unset, they come from
+    ``DOOW_TRACK_FLUSH_TIMEOUT`` / ``DOOW_TRACK_FLUSH_RESERVE`` (milliseconds), else 2 s and
+    0.25 s. ``idempotency="invocation"`` derives event ids from the request id, so a
+    retried invocation is counted once; ``"attempt"`` gives every attempt fresh ids.
+
+    Without a tracker, the shared :func:`default_tracker` is used.
+    """
+    if target is None or isinstance(target, DoowTracker):
+        return _decorator(target, flush_timeout, reserve, idempotency)
+    if callable(target):
+        return _decorator(None, flush_timeout, reserve, idempotency)(target)
+    raise DoowConfigError(
+        f"with_lambda expects a DoowTracker or a handler function, got {type(target).__name__}"
+    )
+
+
+def _decorator(
+    tracker: DoowTracker | None,
+    flush_timeout: float | None,
+    reserve: float | None,
+    idempotency: str,
+) -> LambdaDecorator:
+    # Options are checked when with_lambda(...) is called, in the init phase, not per invocation.
+    policy = resolve_flush_policy(flush_timeout, reserve)
+    mode = check_idempotency(idempotency)
+
+    def decorate(handler: Callable[P, R], /) -> Callable[P, R]:
+        _check_handler(handler)
+        chosen = tracker if tracker is not None else default_tracker()
+        # Import httpx and build the client during init rather than in the first invocation.
+        chosen.prepare()
+        return _wrap(handler, chosen, policy, mode)
+
+    return decorate
+
+
+def _wrap(
+    handler: Callable[P, R], tracker: DoowTracker, policy: FlushPolicy, mode: Idempotency
+) -> Callable[P, R]:
+    @functools.wraps(handler)
+    def lambda_handler(*args: P.args, **kwargs: P.kwargs) -> R:
+        context = args[1] if len(args) > 1 else kwargs.get("context")
+        return call_with_flush(
+            tracker,
+            functools.partial(handler, *args, **kwargs),
+            invocation_id=_request_id(context),
+            idempotency=mode,
+            remaining=functools.partial(_remaining_seconds, context),
+            policy=policy,
+        )
+
+    return lambda_handler
+
+
+def _check_handler(handler: object) -> None:
+    if not callable(handler):
+        raise DoowConfigError(
+            f"with_lambda must decorate a handler function, got {type(handler).__name__}"
+        )
+    if _is_coroutine_function(handler):
+        name = getattr(handler, "__qualname__", type(handler).__name__)
+        raise DoowConfigError(
+            f"with_lambda cannot wrap the coroutine function {name}: the Lambda Python "
+            "runtime calls handlers synchronously and would return an un-awaited coroutine. "
+            "Define the handler with 'def' and run async code inside it with asyncio.run()."
+        )
+
+
+# inspect.CO_COROUTINE. Importing inspect costs ~8 ms of cold start, for this one flag.
+_CO_COROUTINE = 0x80
+
+
+def _is_coroutine_function(handler: object) -> bool:
+    """An ``async def`` function, a partial or method of one, or an object whose
+    ``__call__`` is one."""
+    for candidate in (handler, getattr(handler, "__call__", None)):  # noqa: B004
+        function = candidate
+        while isinstance(function, functools.partial):
+            function = function.func
+        function = getattr(function, "__func__", function)
+        code = getattr(function, "__code__", None)
+        if code is not None and code.co_flags & _CO_COROUTINE:
+            return True
+    return False
+
+
+def _request_id(context: object) -> str | None:
+    request_id = getattr(context, "aws_request_id", None)
+    return request_id if isinstance(request_id, str) and request_id else None
+
+
+def _remaining_seconds(context: object) -> float | None:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    millis = remaining()
+    if isinstance(millis, bool) or not isinstance(millis, (int, float)):
+        raise TypeError(f"get_remaining_time_in_millis() returned {type(millis).__name__}")
+    return millis / 1000.0

@@ -1,0 +1,185 @@
+"""The ``doow-serverless`` command: ``send`` (pipe mode), ``collector``, ``events``, ``invoke``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from . import _constants as C
+from ._errors import DoowError, DoowValidationError
+
+# Fields a line may carry, mapped to the tracker's argument names.
+_EVENT_FIELDS = {
+    "metric": "metric",
+    "quantity": "quantity",
+    "license_id": "license_id",
+    "unit": "unit",
+    "attribution": "attribution",
+    "metadata": "metadata",
+    "kind": "kind",
+    "timestamp": "timestamp",
+    "occurred_at": "timestamp",
+    "event_id": "event_id",
+    "idempotency_key": "idempotency_key",
+    "source_system": "source_system",
+}
+_CONFIG_KEYS = {"apiKey", "endpoint", "flushAt", "flushInterval", "attribution", "timeout"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "debug", False) else logging.WARNING,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    return int(args.run(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .collector import _command as collector_command  # noqa: PLC0415
+    from .lambda_local import _command as invoke_command  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(
+        prog="doow-serverless", description="Usage metering to Doow from serverless functions."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {C.SDK_VERSION}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    send = commands.add_parser(
+        "send",
+        help="send newline-delimited JSON events from stdin (pipe mode)",
+        description=(
+            "Read one JSON event per line from stdin, send them in batches, and flush at EOF. "
+            "A malformed line is reported with its number and skipped. Exits non-zero when a "
+            "line was malformed or an event was not delivered."
+        ),
+    )
+    send.add_argument(
+        "--api-key", help=f"the dk_ key (default: config file, then ${C.ENV_API_KEY})"
+    )
+    send.add_argument("--endpoint", help=f"ingest endpoint (default: config, ${C.ENV_ENDPOINT})")
+    send.add_argument("--config", type=Path, help="a JSON config file (apiKey, endpoint, ...)")
+    send.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds the final flush may take (30)"
+    )
+    send.add_argument("--debug", action="store_true", help="debug logging on stderr")
+    send.set_defaults(run=run_send)
+
+    collector = commands.add_parser(
+        "collector", help="run a local Doow-compatible ingest server for development"
+    )
+    collector_command.configure_collector_parser(collector)
+    collector.set_defaults(run=collector_command.run_collector)
+
+    events = commands.add_parser("events", help="list the events a local collector received")
+    collector_command.configure_events_parser(events)
+    events.set_defaults(run=collector_command.run_events)
+
+    invoke = commands.add_parser(
+        "invoke", help="run a SAM template's function locally under the real Lambda runtime"
+    )
+    invoke_command.configure_invoke_parser(invoke)
+    return parser
+
+
+def run_send(args: argparse.Namespace, stdin: IO[str] | None = None) -> int:
+    from ._tracker import DoowTracker  # noqa: PLC0415
+
+    try:
+        settings = _send_settings(args)
+        tracker = DoowTracker(strict=True, **settings)
+    except (DoowError, OSError, ValueError) as exc:
+        print(f"doow-serverless send: {exc}", file=sys.stderr)
+        return 2
+
+    malformed = 0
+    accepted = 0
+    for number, line in enumerate(stdin or sys.stdin, start=1):
+        if not line.strip():
+            continue
+        problem = _track_line(tracker, line)
+        if problem is None:
+            accepted += 1
+        else:
+            malformed += 1
+            print(f"line {number}: {problem}; skipped", file=sys.stderr)
+
+    result = tracker.shutdown(timeout=args.timeout)
+    stats = tracker.stats()
+    print(
+        f"{accepted} events read: {stats.delivered} delivered, {stats.rejected} rejected, "
+        f"{stats.pending} not delivered, {stats.dropped} dropped; {malformed} malformed line(s)",
+        file=sys.stderr,
+    )
+    failed = malformed or stats.rejected or stats.dropped or result.pending
+    return 1 if failed else 0
+
+
+def _track_line(tracker: Any, line: str) -> str | None:
+    try:
+        document = json.loads(line)
+    except ValueError as exc:
+        return f"malformed JSON ({exc})"
+    if not isinstance(document, dict):
+        return f"must be a JSON object, got {type(document).__name__}"
+    unknown = sorted(set(document) - set(_EVENT_FIELDS))
+    if unknown:
+        return f"unknown field(s) {', '.join(map(repr, unknown))}"
+    missing = [name for name in ("metric", "quantity", "license_id") if name not in document]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    arguments = {_EVENT_FIELDS[name]: value for name, value in document.items()}
+    try:
+        tracker.track(**arguments)
+    except DoowValidationError as exc:
+        return str(exc)
+    return None
+
+
+def _send_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Flags beat the config file, which beats the DOOW_TRACK_* variables."""
+    config = _read_config(args.config) if args.config else {}
+    settings: dict[str, Any] = {}
+    api_key = args.api_key or config.get("apiKey")
+    if api_key:
+        settings["api_key"] = api_key
+    endpoint = args.endpoint or config.get("endpoint")
+    if endpoint:
+        settings["endpoint"] = endpoint
+    if "flushAt" in config:
+        settings["flush_at"] = config["flushAt"]
+    if "flushInterval" in config:
+        settings["flush_interval"] = _milliseconds(config["flushInterval"], "flushInterval")
+    if "timeout" in config:
+        settings["timeout"] = _milliseconds(config["timeout"], "timeout")
+    if "attribution" in config:
+        settings["attribution"] = config["attribution"]
+    if args.debug:
+        settings["debug"] = True
+    return settings
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"config file {path} is not valid JSON ({exc})") from None
+    if not isinstance(document, dict):
+        raise ValueError(f"config file {path} must hold a JSON object")
+    unknown = sorted(set(document) - _CONFIG_KEYS)
+    if unknown:
+        raise ValueError(f"config file {path} has unknown key(s) {', '.join(map(repr, unknown))}")
+    return document
+
+
+def _milliseconds(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"config {name} must be a number of milliseconds, got {value!r}")
+    return float(value) / 1000.0

@@ -1,0 +1,46 @@
+"""Request and connection counters, kept in memory since the start (or the last reset)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+
+class Counters:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: Counter[str] = Counter()
+        self._statuses: Counter[str] = Counter()
+
+    def add(self, **amounts: int) -> None:
+        with self._lock:
+            self._values.update(amounts)
+
+    def record_ingest_status(self, status: int | str) -> None:
+        """One ingest request answered with ``status`` (or dropped: "hang", "reset")."""
+        with self._lock:
+            self._values["requests"] += 1
+            self._statuses[str(status)] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            totals: dict[str, Any] = {
+                name: self._values[name]
+                for name in (
+                    "accepted",
+                    "duplicates",
+                    "rejected",
+                    "batches",
+                    "requests",
+                    "http_requests",
+                    "connections",
+                )
+            }
+            totals["requests_by_status"] = dict(sorted(self._statuses.items()))
+        return totals
+
+    def reset(self) -> None:
+        with self._lock:
+            self._values.clear()
+            self._statuses.clear()

@@ -1,0 +1,16 @@
+"""Run a Lambda handler on this machine under the real runtime client (``awslambdaric``).
+
+This package plays only Lambda's control plane (the Runtime API, deadlines, freezing and
+killing the execution environment); the handler is loaded and called by the same runtime
+client that AWS runs. ``doow-serverless invoke``, the demo and the tests use it.
+
+    with LocalFunction("app.handler", code_dir="examples/lambda", timeout=3) as function:
+        result = function.invoke({"path": "/"})
+"""
+
+from __future__ import annotations
+
+from ._function import InvocationResult, LocalFunction
+from ._runtime_api import Invocation, RuntimeAPIServer
+
+__all__ = ["Invocation", "InvocationResult", "LocalFunction", "RuntimeAPIServer"]

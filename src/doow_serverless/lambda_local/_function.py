@@ -1,0 +1,384 @@
+"""One Lambda execution environment on this machine: the real runtime client in a subprocess.
+
+``python -m awslambdaric module.handler`` polls a :class:`RuntimeAPIServer` played here.
+Like Lambda, the harness starts the process on the first invocation (a cold start), keeps
+it between invocations (warm starts), kills it when an invocation passes its deadline
+(the runtime client does not enforce the deadline itself) and starts a fresh one for the
+next invocation. ``freeze()``/``thaw()`` stop and continue the process between
+invocations, as Lambda freezes an idle execution environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from ._runtime_api import Invocation, RuntimeAPIServer
+
+# Lambda's limit on the init phase of an on-demand function.
+DEFAULT_INIT_TIMEOUT_S = 10.0
+DEFAULT_TIMEOUT_S = 3.0
+DEFAULT_MEMORY_MB = 128
+MAX_OUTPUT_LINES = 10_000
+
+# Variables Lambda sets itself; a function's configuration cannot override them.
+_RESERVED = ("AWS_LAMBDA_RUNTIME_API", "_HANDLER", "LAMBDA_TASK_ROOT", "AWS_EXECUTION_ENV")
+# Passed through from this process, so the interpreter and its tools keep working.
+_PASSED_THROUGH = ("PATH", "HOME", "SYSTEMROOT", "TMPDIR", "LD_LIBRARY_PATH", "VIRTUAL_ENV")
+
+
+@dataclass(frozen=True)
+class InvocationResult:
+    """How one invocation ended, as a caller of Lambda's Invoke API would see it."""
+
+    request_id: str
+    # "success": a response; "error": the function's error document; "timeout": killed at
+    # the deadline; "init_error": the handler could not be loaded; "crashed": the process
+    # exited mid-invocation.
+    status: str
+    body: bytes
+    error_type: str | None
+    cold_start: bool
+    duration: float | None  # seconds from hand-out to answer
+    margin: float | None  # seconds from answer to deadline (negative: after it)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+    @property
+    def payload(self) -> Any:
+        """The answer as JSON (the response, or the error document); None if not JSON."""
+        try:
+            return json.loads(self.body) if self.body else None
+        except ValueError:
+            return None
+
+
+class _Environment:
+    """One runtime process and the Runtime API server that only it polls."""
+
+    def __init__(self, process: subprocess.Popen[bytes], server: RuntimeAPIServer) -> None:
+        self.process = process
+        self.server = server
+        self.exited = threading.Event()
+        self.frozen = False
+        self.started = time.monotonic()
+        threading.Thread(target=self._watch, name="lambda-process-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        self.process.wait()
+        self.exited.set()
+        with self.server.changed:
+            self.server.changed.notify_all()
+
+    def signal(self, signum: int) -> None:
+        if not self.exited.is_set():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signum)
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        self.exited.wait(10.0)
+        self.server.stop()
+
+
+class LocalFunction:
+    """A Lambda function run locally by the real runtime client; one invocation at a time.
+
+    ``kills`` counts the invocations the harness had to end at their deadline, and
+    ``cold_starts`` the processes started. ``output`` holds the function's log lines.
+    """
+
+    def __init__(
+        self,
+        handler: str,
+        *,
+        code_dir: str | Path,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        memory_size: int = DEFAULT_MEMORY_MB,
+        environment: Mapping[str, str] | None = None,
+        function_name: str = "local-function",
+        runtime: str | None = None,
+        python: str | None = None,
+        region: str = "us-east-1",
+        init_timeout: float = DEFAULT_INIT_TIMEOUT_S,
+        on_output: Callable[[str], object] | None = None,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be greater than 0 seconds")
+        self.handler = handler
+        self.code_dir = Path(code_dir).resolve()
+        self.timeout = float(timeout)
+        self.memory_size = memory_size
+        self.environment = dict(environment or {})
+        self.function_name = function_name
+        self.runtime = runtime or f"python{sys.version_info.major}.{sys.version_info.minor}"
+        self.python = python or sys.executable
+        self.region = region
+        self.init_timeout = init_timeout
+        self._on_output = on_output
+        self.output: list[str] = []
+        self.kills = 0
+        self.cold_starts = 0
+        self._env: _Environment | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def function_arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:000000000000:function:{self.function_name}"
+
+    @property
+    def pid(self) -> int | None:
+        env = self._env
+        return None if env is None or env.exited.is_set() else env.process.pid
+
+    # -- invoking ---------------------------------------------------------------------
+
+    def invoke(
+        self,
+        event: object = None,
+        *,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> InvocationResult:
+        """Invoke once and wait for the answer, or kill the process at the deadline.
+
+        ``event`` is JSON-encoded unless it is ``bytes``. ``request_id`` defaults to a
+        fresh one; passing the same one twice is how Lambda retries an invocation.
+        """
+        body = event if isinstance(event, bytes) else json.dumps(event).encode()
+        invocation = Invocation(
+            event=body,
+            timeout=self.timeout if timeout is None else float(timeout),
+            request_id=request_id or str(uuid.uuid4()),
+            function_arn=self.function_arn,
+        )
+        with self._lock:
+            cold = self._env is None
+            env = self._env or self._start()
+            if env.frozen:
+                self._set_frozen(env, False)  # Lambda thaws the environment to invoke it
+            env.server.enqueue(invocation)
+            if not self._await_dispatch(env, invocation):
+                return self._init_failed(env, invocation, cold)
+            return self._await_answer(env, invocation, cold)
+
+    def _await_dispatch(self, env: _Environment, invocation: Invocation) -> bool:
+        server = env.server
+        with server.changed:
+            server.changed.wait_for(
+                lambda: (
+                    invocation.dispatched_monotonic is not None
+                    or env.exited.is_set()
+                    or server.init_error is not None
+                ),
+                timeout=self.init_timeout,
+            )
+            return invocation.dispatched_monotonic is not None
+
+    def _init_failed(
+        self, env: _Environment, invocation: Invocation, cold: bool
+    ) -> InvocationResult:
+        init_error = env.server.init_error
+        self._discard(env)
+        if init_error is None:
+            init_error = {
+                "errorType": "Runtime.ExitError" if env.exited.is_set() else "Runtime.InitTimeout",
+                "errorMessage": "the runtime did not ask for the invocation",
+            }
+        return InvocationResult(
+            request_id=invocation.request_id,
+            status="init_error",
+            body=json.dumps(init_error).encode(),
+            error_type=str(init_error.get("errorType") or "Runtime.Unknown"),
+            cold_start=cold,
+            duration=None,
+            margin=None,
+        )
+
+    def _await_answer(
+        self, env: _Environment, invocation: Invocation, cold: bool
+    ) -> InvocationResult:
+        server = env.server
+        deadline = invocation.deadline_monotonic
+        assert deadline is not None
+        assert invocation.dispatched_monotonic is not None
+        with server.changed:
+            server.changed.wait_for(
+                lambda: invocation.closed or env.exited.is_set(),
+                timeout=max(deadline - time.monotonic(), 0.0),
+            )
+            # Closed under the lock: an answer that arrives from now on is refused.
+            invocation.closed = True
+            outcome = invocation.outcome
+        if outcome is None:
+            if env.exited.is_set():
+                status, error_type = "crashed", "Runtime.ExitError"
+                message = f"the runtime exited with {env.process.returncode}"
+            else:
+                self.kills += 1
+                status, error_type = "timeout", "Sandbox.Timedout"
+                message = f"Task timed out after {invocation.timeout:.2f} seconds"
+            self._discard(env)
+            return InvocationResult(
+                request_id=invocation.request_id,
+                status=status,
+                body=json.dumps({"errorMessage": message, "errorType": error_type}).encode(),
+                error_type=error_type,
+                cold_start=cold,
+                duration=time.monotonic() - invocation.dispatched_monotonic,
+                margin=None,
+            )
+        answered = invocation.answered_monotonic
+        assert answered is not None
+        answer_type = invocation.error_type
+        if outcome == "error" and answer_type is None:
+            answer_type = _error_type(invocation.body)
+        return InvocationResult(
+            request_id=invocation.request_id,
+            status="success" if outcome == "response" else "error",
+            body=invocation.body,
+            error_type=answer_type,
+            cold_start=cold,
+            duration=answered - invocation.dispatched_monotonic,
+            margin=deadline - answered,
+        )
+
+    # -- freezing ---------------------------------------------------------------------
+
+    def freeze(self, wait: float = 10.0) -> None:
+        """Stop the process once it is idle in ``/invocation/next``, as Lambda freezes it."""
+        with self._lock:
+            env = self._env
+            if env is None or env.frozen:
+                return
+            with env.server.changed:
+                idle = env.server.changed.wait_for(
+                    lambda: env.server.polling or env.exited.is_set(), timeout=wait
+                )
+            if not idle or env.exited.is_set():
+                raise RuntimeError("the runtime is not idle; it cannot be frozen now")
+            self._set_frozen(env, True)
+
+    def thaw(self) -> None:
+        with self._lock:
+            if self._env is not None and self._env.frozen:
+                self._set_frozen(self._env, False)
+
+    @staticmethod
+    def _set_frozen(env: _Environment, frozen: bool) -> None:
+        env.signal(signal.SIGSTOP if frozen else signal.SIGCONT)
+        env.frozen = frozen
+
+    # -- the process ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the execution environment now (otherwise the first invocation does)."""
+        with self._lock:
+            if self._env is None:
+                self._start()
+
+    def _start(self) -> _Environment:
+        server = RuntimeAPIServer().start()
+        try:
+            process = subprocess.Popen(
+                [self.python, "-m", "awslambdaric", self.handler],
+                cwd=self.code_dir,
+                env=self._process_environment(server.address),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except BaseException:
+            server.stop()
+            raise
+        assert process.stdout is not None
+        threading.Thread(
+            target=self._drain, args=(process.stdout,), name="lambda-output", daemon=True
+        ).start()
+        self.cold_starts += 1
+        self._env = _Environment(process, server)
+        return self._env
+
+    def _process_environment(self, runtime_api: str) -> dict[str, str]:
+        env = {name: os.environ[name] for name in _PASSED_THROUGH if name in os.environ}
+        stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
+        env.update(
+            {
+                "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_size),
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.function_name}",
+                "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+                "AWS_REGION": self.region,
+                "AWS_DEFAULT_REGION": self.region,
+                "LANG": "en_US.UTF-8",
+                "TZ": ":UTC",
+                "PYTHONPATH": str(self.code_dir),
+            }
+        )
+        env.update(self.environment)
+        env.update(
+            {
+                "AWS_LAMBDA_RUNTIME_API": runtime_api,
+                "_HANDLER": self.handler,
+                "LAMBDA_TASK_ROOT": str(self.code_dir),
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_{self.runtime}",
+            }
+        )
+        return env
+
+    def _drain(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if len(self.output) < MAX_OUTPUT_LINES:
+                self.output.append(line)
+            if self._on_output is not None:
+                self._on_output(line)
+        stream.close()
+
+    def _discard(self, env: _Environment) -> None:
+        env.kill()
+        if self._env is env:
+            self._env = None
+
+    def stop(self) -> None:
+        """End the execution environment (the next invocation is a cold start)."""
+        with self._lock:
+            if self._env is not None:
+                self._discard(self._env)
+
+    def __enter__(self) -> LocalFunction:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _error_type(body: bytes) -> str | None:
+    """The ``errorType`` of an error document (the runtime client sends no header for it)."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    value = document.get("errorType") if isinstance(document, dict) else None
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,106 @@
+"""`doow-serverless invoke`: the example from template.yaml under the real runtime client."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from doow_serverless.cli import main
+from doow_serverless.collector import Collector
+
+from .conftest import EVENTS_DIR, REPO
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_invoke_runs_the_template_function_against_its_own_collector(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    code = main(["invoke", "-e", str(EVENTS_DIR / "orders.json"), "--count", "2"])
+
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    responses = [json.loads(line) for line in captured.out.splitlines()]
+    assert [response["statusCode"] for response in responses] == [200, 200]
+    assert "(cold start" in captured.err
+    assert "(warm start" in captured.err
+    assert "the collector received 4 event(s)" in captured.err
+    assert "order_items=3" in captured.err
+
+
+def test_invoke_sends_to_the_endpoint_env_json_names(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with Collector() as collector:
+        env_file = tmp_path / "env.json"
+        # As in examples/lambda/env.json: the Docker name of the host, mapped to 127.0.0.1.
+        endpoint = collector.url.replace("127.0.0.1", "host.docker.internal")
+        env_file.write_text(
+            json.dumps(
+                {
+                    "DoowExampleFunction": {
+                        "DOOW_TRACK_API_KEY": "dk_env_json_key",
+                        "DOOW_TRACK_ENDPOINT": endpoint,
+                    }
+                }
+            )
+        )
+        code = main(
+            [
+                "invoke",
+                "DoowExampleFunction",
+                "-t",
+                str(REPO / "template.yaml"),
+                "-e",
+                str(EVENTS_DIR / "hello.json"),
+                "-n",
+                str(env_file),
+            ]
+        )
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        assert collector.stats()["events_stored"] == 1
+    assert "collector at" not in captured.err
+
+
+def test_invoke_refuses_a_template_that_fails_the_checks(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        (REPO / "template.yaml")
+        .read_text()
+        .replace("Timeout: 10", "Timeout: 1000")
+        .replace("CodeUri: examples/lambda/", f"CodeUri: {REPO / 'examples' / 'lambda'}")
+    )
+    code = main(["invoke", "-t", str(template)])
+
+    assert code == 2
+    assert "Timeout 1000 must be a whole number of seconds from 1 to 900" in capsys.readouterr().err
+
+
+def test_invoke_reports_a_function_error_with_exit_code_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "fn").mkdir()
+    (tmp_path / "fn" / "app.py").write_text(
+        "def handler(event, context):\n    raise RuntimeError('broken ' + event['why'])\n"
+    )
+    (tmp_path / "event.json").write_text('{"why": "on purpose"}')
+    (tmp_path / "template.yaml").write_text(
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n  Fn:\n"
+        "    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: fn/\n"
+        "      Handler: app.handler\n      Runtime: python3.12\n      Timeout: 5\n"
+    )
+    code = main(
+        ["invoke", "-t", str(tmp_path / "template.yaml"), "-e", str(tmp_path / "event.json")]
+    )
+
+    captured = capsys.readouterr()
+    assert code == 1
+    error = json.loads(captured.out)
+    assert error["errorType"] == "RuntimeError"
+    assert error["errorMessage"] == "broken on purpose"

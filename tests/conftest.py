@@ -1,0 +1,34 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from doow_serverless.collector import Collector
+
+CollectorFactory = Callable[..., Collector]
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    """A local collector on 127.0.0.1 (free port, in-memory store, dev-mode keys)."""
+    with Collector() as running:
+        yield running
+
+
+@pytest.fixture
+def collector_factory() -> Iterator[CollectorFactory]:
+    """Start collectors with custom options (``Collector`` keywords); all stopped afterwards."""
+    started: list[Collector] = []
+
+    def start(**options: Any) -> Collector:
+        running = Collector(**options).start()
+        started.append(running)
+        return running
+
+    yield start
+    for running in reversed(started):
+        running.stop()

@@ -1,0 +1,144 @@
+"""flush(timeout) is bounded and honest: against a hanging server, with no budget, in flight."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from doow_serverless import DoowDeliveryError
+from doow_serverless.collector import Collector
+
+from .conftest import MakeTracker, track_many
+
+# A flush may overrun its budget by scheduling noise on a loaded 2-core machine, no more.
+TOLERANCE_S = 0.3
+
+
+def test_a_hanging_server_cannot_hold_a_flush_past_its_budget(
+    collector: Collector, make_tracker: MakeTracker
+) -> None:
+    collector.set_faults({"then": {"action": "hang"}})
+    tracker = make_tracker(timeout=10.0)  # the per-request timeout is clipped to the budget
+    track_many(tracker, 5)
+    for budget in (0.3, 1.0):
+        started = time.monotonic()
+        result = tracker.flush(timeout=budget)
+        elapsed = time.monotonic() - started
+        assert elapsed <= budget + TOLERANCE_S, (budget, elapsed)
+        assert result.pending == 5
+        assert isinstance(result.error, DoowDeliveryError)
+
+    collector.clear_faults()
+    recovered = tracker.flush(timeout=5)
+    assert (recovered.delivered, recovered.pending) == (5, 0)
+    assert collector.stats()["events_stored"] == 5
+
+
+def test_slow_answers_past_the_budget_keep_the_batch_for_later(
+    collector: Collector, make_tracker: MakeTracker
+) -> None:
+    collector.set_faults({"script": [{"action": "accept", "delay_ms": 1500}]})
+    tracker = make_tracker()
+    track_many(tracker, 2)
+    started = time.monotonic()
+    result = tracker.flush(timeout=0.5)
+    assert time.monotonic() - started <= 0.5 + TOLERANCE_S
+    assert result.pending == 2
+    time.sleep(1.2)  # let the slow request finish on the server: it stored the events
+    again = tracker.flush(timeout=5)
+    assert again.pending == 0
+    stats = collector.stats()
+    assert stats["events_stored"] == 2
+    assert stats["duplicates"] == 2  # the resend carried the same ids
+
+
+def test_no_budget_sends_nothing_and_keeps_everything(
+    collector: Collector, make_tracker: MakeTracker
+) -> None:
+    tracker = make_tracker()
+    track_many(tracker, 3)
+    result = tracker.flush(timeout=0)
+    assert (result.delivered, result.pending) == (0, 3)
+    assert collector.stats()["requests"] == 0
+    assert tracker.flush(timeout=5).delivered == 3
+
+
+def test_flush_waits_for_a_batch_another_thread_has_in_flight(
+    collector: Collector, make_tracker: MakeTracker
+) -> None:
+    collector.set_faults({"script": [{"action": "accept", "delay_ms": 700}]})
+    tracker = make_tracker()
+    track_many(tracker, 4)
+    first_done = threading.Event()
+
+    def first_flush() -> None:
+        tracker.flush(timeout=5)
+        first_done.set()
+
+    thread = threading.Thread(target=first_flush)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while collector.stats()["http_requests"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second = tracker.flush(timeout=5)
+    assert first_done.is_set() or second.pending == 0
+    assert second.pending == 0  # it returned only once the other thread's batch was delivered
+    thread.join()
+    assert collector.stats()["requests"] == 1
+
+
+def test_a_waiting_flush_still_returns_at_its_own_deadline(
+    collector: Collector, make_tracker: MakeTracker
+) -> None:
+    collector.set_faults({"script": [{"action": "hang"}]})
+    tracker = make_tracker()
+    track_many(tracker, 2)
+    holder = threading.Thread(target=tracker.flush, kwargs={"timeout": 3})
+    holder.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    result = tracker.flush(timeout=0.4)
+    assert time.monotonic() - started <= 0.4 + TOLERANCE_S
+    assert result.pending == 2
+    collector.clear_faults()
+    holder.join()
+
+
+def test_eight_threads_lose_and_duplicate_nothing(
+    collector: Collector, make_tracker: MakeTracker
+) -> None:
+    tracker = make_tracker(max_queue_size=20_000)
+    per_thread = 600
+    start = threading.Barrier(8)
+
+    def work(worker: int) -> None:
+        start.wait()
+        for n in range(per_thread):
+            tracker.track("api_calls", 1, f"lic_{worker}", attribution={"n": n})
+            if n % 150 == 0:
+                tracker.flush(timeout=5)
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    final = tracker.flush(timeout=10)
+    assert final.pending == 0
+    stats = collector.stats()
+    assert stats["events_stored"] == 8 * per_thread
+    assert stats["duplicates"] == 0
+    assert tracker.stats().delivered == 8 * per_thread
+    per_license = {row["license_id"]: row["events"] for row in stats["metrics"]}
+    assert per_license == {f"lic_{worker}": per_thread for worker in range(8)}
+
+
+def test_the_connection_is_kept_alive_across_flushes(
+    collector: Collector, make_tracker: MakeTracker
+) -> None:
+    tracker = make_tracker()
+    for _ in range(10):
+        track_many(tracker, 1)
+        assert tracker.flush(timeout=5).pending == 0
+    stats = collector.stats()
+    assert (stats["requests"], stats["connections"]) == (10, 1)
