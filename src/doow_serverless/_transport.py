@@ -1,17 +1,23 @@
-"""The network edge: one POST, with a hard per-request timeout. The only module that imports httpx.
+"""The network edge: one POST that ends by its deadline. The only module that imports httpx.
 
 httpx is imported on first use, not when ``doow_serverless`` is imported: it costs about
 77 ms of cold start on this machine, which a function that never flushes should not pay.
 Its exceptions are translated here into :class:`NetworkError`, so nothing above this
 module knows which HTTP library is used.
+
+httpx applies a timeout to each network operation (connect, each read, each write), so
+a server that trickles bytes could stretch one request far past its budget. Every socket
+operation is therefore given ``min(its own timeout, time left before the request's
+deadline)`` by a thin wrapper around httpcore's network backend. Name resolution is the
+one step no timeout reaches (the C library's resolver blocks).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ._constants import MAX_RESPONSE_BYTES
 
@@ -76,7 +82,7 @@ class HttpxTransport:
             if self._client is None:
                 import httpx  # noqa: PLC0415 - deferred: see the module docstring
 
-                self._client = httpx.Client(
+                client = httpx.Client(
                     follow_redirects=False,
                     limits=httpx.Limits(
                         max_connections=self._max_connections,
@@ -84,6 +90,8 @@ class HttpxTransport:
                         keepalive_expiry=self._keepalive_expiry,
                     ),
                 )
+                _clip_to_deadlines(client)
+                self._client = client
             return self._client
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Answer:
@@ -91,6 +99,7 @@ class HttpxTransport:
 
         client = self._get_client()
         started = time.monotonic()
+        _deadline.at = started + timeout
         try:
             with client.stream(
                 "POST", url, content=body, headers=dict(headers), timeout=httpx.Timeout(timeout)
@@ -111,6 +120,8 @@ class HttpxTransport:
             raise NetworkError(_describe(exc), timed_out=True) from None
         except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
             raise NetworkError(_describe(exc)) from None
+        finally:
+            _deadline.at = None
 
     def close(self) -> None:
         with self._lock:
@@ -123,3 +134,85 @@ class HttpxTransport:
 def _describe(exc: BaseException) -> str:
     text = str(exc) or "no detail"
     return f"{type(exc).__name__}: {text}"
+
+
+class _Deadline(threading.local):
+    at: float | None = None  # time.monotonic() by which the current request must end
+
+
+_deadline = _Deadline()
+# Below this a socket operation is not attempted: it times out at once.
+_MIN_OPERATION_S = 0.001
+
+
+def _clipped(timeout: float | None) -> float | None:
+    at = _deadline.at
+    if at is None:
+        return timeout
+    left = max(at - time.monotonic(), _MIN_OPERATION_S)
+    return left if timeout is None else min(timeout, left)
+
+
+def _clip_to_deadlines(client: httpx.Client) -> None:
+    """Wrap the network backend of each of the client's connection pools."""
+    import httpcore  # noqa: PLC0415 - with httpx
+
+    class DeadlineStream(httpcore.NetworkStream):
+        def __init__(self, inner: httpcore.NetworkStream) -> None:
+            self._inner = inner
+
+        def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            return self._inner.read(max_bytes, _clipped(timeout))
+
+        def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            self._inner.write(buffer, _clipped(timeout))
+
+        def close(self) -> None:
+            self._inner.close()
+
+        def start_tls(
+            self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+        ) -> httpcore.NetworkStream:
+            upgraded = self._inner.start_tls(ssl_context, server_hostname, _clipped(timeout))
+            return DeadlineStream(upgraded)
+
+        def get_extra_info(self, info: str) -> Any:
+            return self._inner.get_extra_info(info)
+
+    class DeadlineBackend(httpcore.NetworkBackend):
+        def __init__(self, inner: httpcore.NetworkBackend) -> None:
+            self._inner = inner
+
+        def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Iterable[Any] | None = None,
+        ) -> httpcore.NetworkStream:
+            stream = self._inner.connect_tcp(
+                host, port, _clipped(timeout), local_address, socket_options
+            )
+            return DeadlineStream(stream)
+
+        def connect_unix_socket(
+            self,
+            path: str,
+            timeout: float | None = None,
+            socket_options: Iterable[Any] | None = None,
+        ) -> httpcore.NetworkStream:
+            stream = self._inner.connect_unix_socket(path, _clipped(timeout), socket_options)
+            return DeadlineStream(stream)
+
+        def sleep(self, seconds: float) -> None:
+            self._inner.sleep(seconds)
+
+    # httpx builds its httpcore pools itself; the backend is swapped in after the fact
+    # (httpx's transports have no public hook for it). tests/delivery checks it works.
+    transports = [client._transport, *client._mounts.values()]
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if isinstance(backend, httpcore.NetworkBackend):
+            pool._network_backend = DeadlineBackend(backend)  # type: ignore[union-attr]
