@@ -190,8 +190,16 @@ def parse_timestamp(value: object, field: str = "timestamp") -> float:
 
 def format_timestamp(epoch_seconds: float) -> str:
     """RFC 3339 UTC with milliseconds, as the official SDKs send it."""
+    global _last_second  # noqa: PLW0603 - a one-entry memo; events of a batch share seconds
     whole = math.floor(epoch_seconds)
     millis = round((epoch_seconds - whole) * 1000)
     if millis == 1000:
         whole, millis = whole + 1, 0
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+    second, prefix = _last_second
+    if second != whole:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _last_second = (whole, prefix)
+    return f"{prefix}.{millis:03d}Z"
+
+
+_last_second: tuple[int, str] = (-1, "")

@@ -13,35 +13,41 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ._constants import GZIP_MIN_BYTES, MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 from ._events import Attribution, QueuedEvent
-from ._wire import batch_size, compress, encode_batch, encode_event, new_random_id, settle_event_id
+from ._wire import compress, encode_batch, event_document, new_random_ids, settle_event_ids
 
 
 class Batch:
-    """Events with settled ids, encoded once; resent byte for byte under the same batch_id."""
+    """Events with settled ids; encoded once, resent byte for byte under the same batch_id."""
 
-    __slots__ = ("_body", "_compressed", "batch_id", "event_ids", "parts")
+    __slots__ = ("_body", "_compressed", "batch_id", "documents", "event_ids")
 
-    def __init__(self, batch_id: str, event_ids: list[str], parts: list[bytes]) -> None:
+    def __init__(
+        self,
+        batch_id: str,
+        event_ids: list[str],
+        documents: list[dict[str, Any]],
+        body: bytes | None = None,
+    ) -> None:
         self.batch_id = batch_id
         self.event_ids = event_ids
-        self.parts = parts
-        self._body: bytes | None = None
+        self.documents = documents
+        self._body = body
         self._compressed: bytes | None = None
-
-    def __repr__(self) -> str:
-        return f"Batch({self.batch_id!r}, {len(self.event_ids)} events)"
 
     def __len__(self) -> int:
         return len(self.event_ids)
 
+    def __repr__(self) -> str:
+        return f"Batch({self.batch_id!r}, {len(self.event_ids)} events)"
+
     def body(self, compression: bool) -> tuple[bytes, bool]:
         """The request body, and whether it is gzip; built once, the same for every resend."""
         if self._body is None:
-            self._body = encode_batch(self.batch_id, self.parts)
+            self._body = encode_batch(self.batch_id, self.documents)
         if not compression or len(self._body) < GZIP_MIN_BYTES:
             return self._body, False
         if self._compressed is None:
@@ -50,10 +56,11 @@ class Batch:
 
     def halves(self) -> tuple[Batch, Batch]:
         """Two new batches, each with half the events; event ids are kept."""
-        middle = len(self.parts) // 2
+        middle = len(self.documents) // 2
+        left_id, right_id = new_random_ids(2)
         return (
-            Batch(new_random_id(), self.event_ids[:middle], self.parts[:middle]),
-            Batch(new_random_id(), self.event_ids[middle:], self.parts[middle:]),
+            Batch(left_id, self.event_ids[:middle], self.documents[:middle]),
+            Batch(right_id, self.event_ids[middle:], self.documents[middle:]),
         )
 
 
@@ -128,38 +135,67 @@ class Outbox:
     def _form_batch(
         self, attribution: Attribution | None, refused: list[Unencodable]
     ) -> Batch | None:
-        batch_id = new_random_id()
-        size = batch_size(batch_id, [])
-        event_ids: list[str] = []
-        parts: list[bytes] = []
-        while self._pending and len(parts) < self._max_batch_events:
-            event = self._pending.popleft()
-            event_id = settle_event_id(event)
+        """The next batch from pending: at most the event limit, cut to the byte limit."""
+        while self._pending:
+            count = min(len(self._pending), self._max_batch_events)
+            events = [self._pending.popleft() for _ in range(count)]
+            event_ids = settle_event_ids(events)
+            documents = [
+                event_document(event, event_id, attribution)
+                for event, event_id in zip(events, event_ids, strict=True)
+            ]
+            batch_id = new_random_ids(1)[0]
+            body = self._encode_within_limit(batch_id, events, event_ids, documents, refused)
+            kept = len(documents)
+            # Ids are settled once: an event put back keeps the id it was given here.
+            self._pending.extendleft(
+                event._replace(event_id=event_id, id_seed=None)
+                for event, event_id in zip(
+                    reversed(events[kept:]), reversed(event_ids[kept:]), strict=True
+                )
+            )
+            if body is not None:
+                return Batch(batch_id, event_ids[:kept], documents, body)
+        return None
+
+    def _encode_within_limit(
+        self,
+        batch_id: str,
+        events: list[QueuedEvent],
+        event_ids: list[str],
+        documents: list[dict[str, Any]],
+        refused: list[Unencodable],
+    ) -> bytes | None:
+        """Encode the longest prefix of ``documents`` whose body fits the byte limit.
+
+        ``documents`` is cut in place to that prefix (the caller puts the rest back).
+        Events that can never be sent, too large alone or not encodable, are removed from
+        all three lists, counted as settled and appended to ``refused``.
+        """
+
+        def refuse(index: int, reason: str) -> None:
+            refused.append(Unencodable(event_ids.pop(index), reason))
+            del events[index]
+            del documents[index]
+            self._count -= 1
+
+        while documents:
             try:
-                part = encode_event(event, event_id, attribution)
+                body = encode_batch(batch_id, documents)
             except (TypeError, ValueError):
-                # Validation makes this unreachable; if it ever is reached, one event is
-                # refused (and reported) rather than the whole batch being stuck.
-                refused.append(Unencodable(event_id, "could not be encoded as JSON"))
-                self._count -= 1
+                # Validation makes this unreachable; should it ever be reached, the
+                # offending event is refused alone rather than the batch being stuck.
+                refuse(_first_unencodable(documents), "could not be encoded as JSON")
                 continue
-            added = len(part) + (1 if parts else 0)
-            if size + added > self._max_batch_bytes:
-                if not parts:
-                    refused.append(
-                        Unencodable(event_id, f"{len(part)} bytes: larger than a request")
-                    )
-                    self._count -= 1
-                    continue
-                # Keep the id it was given, so its identity never changes.
-                self._pending.appendleft(event._replace(event_id=event_id, id_seed=None))
-                break
-            size += added
-            event_ids.append(event_id)
-            parts.append(part)
-        if not parts:
-            return None
-        return Batch(batch_id, event_ids, parts)
+            if len(body) <= self._max_batch_bytes:
+                return body
+            if len(documents) == 1:
+                refuse(0, f"{len(body)} bytes: larger than a request may be")
+                return None
+            # Keep the share that should fit (exact for same-size events); again until it does.
+            share = len(documents) * self._max_batch_bytes // len(body)
+            del documents[max(1, min(len(documents) - 1, share)) :]
+        return None
 
     def release(self, batch: Batch) -> None:
         """A batch that could not be sent now: back to the front, unchanged."""
@@ -189,3 +225,12 @@ class Outbox:
                 return False
             self._changed.wait(timeout)
             return True
+
+
+def _first_unencodable(documents: list[dict[str, Any]]) -> int:
+    for index, document in enumerate(documents):
+        try:
+            encode_batch("", [document])
+        except (TypeError, ValueError):
+            return index
+    return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -50,10 +51,26 @@ def event_id_from_seed(seed: str) -> str:
     return str(uuid.uuid5(uuid.UUID(EVENT_ID_NAMESPACE), seed))
 
 
-def new_random_id() -> str:
-    import uuid  # noqa: PLC0415
+# The variant nibble of an RFC 4122 UUID is 8, 9, a or b: two random bits under "10".
+_VARIANT_NIBBLE = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
-    return str(uuid.uuid4())
+
+def new_random_ids(count: int) -> list[str]:
+    """``count`` random (version 4) UUID strings, drawn from the OS in one call.
+
+    The same as ``str(uuid.uuid4())`` each, at a third of the cost: a batch of 500 events
+    needs 500 of them.
+    """
+    raw = os.urandom(16 * count).hex()
+    ids = []
+    for start in range(0, 32 * count, 32):
+        h = raw[start : start + 32]
+        ids.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT_NIBBLE[h[16]]}{h[17:20]}-{h[20:]}")
+    return ids
+
+
+def new_random_id() -> str:
+    return new_random_ids(1)[0]
 
 
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -73,12 +90,19 @@ def canonical_uuid(value: object) -> str | None:
         return None
 
 
-def settle_event_id(event: QueuedEvent) -> str:
-    if event.event_id is not None:
-        return event.event_id
-    if event.id_seed is not None:
-        return event_id_from_seed(event.id_seed)
-    return new_random_id()
+def settle_event_ids(events: Sequence[QueuedEvent]) -> list[str]:
+    """Each event's id: the one it was given, one derived from its seed, or a random one."""
+    unnamed = sum(1 for event in events if event.event_id is None and event.id_seed is None)
+    randoms = iter(new_random_ids(unnamed))
+    ids = []
+    for event in events:
+        if event.event_id is not None:
+            ids.append(event.event_id)
+        elif event.id_seed is not None:
+            ids.append(event_id_from_seed(event.id_seed))
+        else:
+            ids.append(next(randoms))
+    return ids
 
 
 def event_document(
@@ -104,29 +128,11 @@ def event_document(
     return document
 
 
-def encode_event(
-    event: QueuedEvent, event_id: str, default_attribution: Attribution | None
-) -> bytes:
-    return _json.encode(event_document(event, event_id, default_attribution)).encode()
-
-
-def batch_envelope(batch_id: str) -> tuple[bytes, bytes]:
-    head = b'{"batch_id":"%s","sdk_version":"%s","events":[' % (
-        batch_id.encode(),
-        SDK_VERSION.encode(),
-    )
-    return head, b"]}"
-
-
-def batch_size(batch_id: str, parts: Sequence[bytes]) -> int:
-    """The exact size in bytes of the body :func:`encode_batch` would build."""
-    head, tail = batch_envelope(batch_id)
-    return len(head) + len(tail) + sum(len(part) for part in parts) + max(len(parts) - 1, 0)
-
-
-def encode_batch(batch_id: str, parts: Sequence[bytes]) -> bytes:
-    head, tail = batch_envelope(batch_id)
-    return head + b",".join(parts) + tail
+def encode_batch(batch_id: str, documents: Sequence[dict[str, Any]]) -> bytes:
+    """The request body of one batch: a single pass of the C JSON encoder."""
+    return _json.encode(
+        {"batch_id": batch_id, "sdk_version": SDK_VERSION, "events": documents}
+    ).encode()
 
 
 def compress(body: bytes) -> bytes:

@@ -13,20 +13,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from doow_serverless._events import QueuedEvent, format_timestamp, parse_timestamp
-from doow_serverless._outbox import Outbox
+from doow_serverless._outbox import Outbox, Unencodable
 from doow_serverless._wire import (
     WireError,
     WireEvent,
-    batch_size,
     decode_body,
     encode_batch,
-    encode_event,
+    event_document,
     event_id_from_seed,
+    new_random_ids,
     read_batch,
     read_event,
     read_rejections,
     sanitize_server_text,
-    settle_event_id,
+    settle_event_ids,
 )
 
 names = st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40).filter(
@@ -64,8 +64,9 @@ queued_events = st.builds(
 def test_every_valid_event_is_read_back_by_the_collector_unchanged(
     event: QueuedEvent, defaults: dict[str, Any] | None
 ) -> None:
-    event_id = settle_event_id(event)
-    document = json.loads(encode_event(event, event_id, defaults))
+    [event_id] = settle_event_ids([event])
+    body = encode_batch(str(uuid.uuid4()), [event_document(event, event_id, defaults)])
+    [document] = read_batch(json.loads(body)).events
     read = read_event(document)
     assert isinstance(read, WireEvent), read
     assert read.event_id == event_id
@@ -78,11 +79,14 @@ def test_every_valid_event_is_read_back_by_the_collector_unchanged(
     assert abs(parse_timestamp(read.occurred_at) - event.occurred_at) <= 0.0005 + 1e-6
 
 
-@settings(max_examples=100, deadline=None)
-@given(parts=st.lists(st.binary(min_size=1, max_size=50), max_size=20))
-def test_batch_size_is_exactly_the_encoded_length(parts: list[bytes]) -> None:
-    batch_id = str(uuid.uuid4())
-    assert batch_size(batch_id, parts) == len(encode_batch(batch_id, parts))
+@settings(max_examples=50, deadline=None)
+@given(count=st.integers(min_value=0, max_value=600))
+def test_random_ids_are_distinct_version_4_uuids(count: int) -> None:
+    ids = new_random_ids(count)
+    assert len(set(ids)) == count
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (str(parsed), parsed.version, parsed.variant) == (text, 4, uuid.RFC_4122)
 
 
 def test_ids_derived_from_the_same_seed_are_the_same_uuid_everywhere() -> None:
@@ -141,6 +145,38 @@ def test_a_batch_is_cut_by_bytes_before_the_event_count() -> None:
     assert gzipped
     assert len(gzip.decompress(body)) <= 460_800 < len(gzip.decompress(body)) + 15_200
     assert 25 <= len(first) < 60
+
+
+def test_an_event_too_large_alone_is_refused_and_the_rest_go_on() -> None:
+    outbox = Outbox(100, max_batch_bytes=2_000)
+    outbox.put(event(1))
+    outbox.put(event(2, padding=5_000))
+    outbox.put(event(3))
+    refused: list[Unencodable] = []
+    first = outbox.claim(None, refused)
+    assert first is not None
+    assert first.event_ids == [event_id_from_seed("seed:1")]
+    outbox.settle(first)
+    second = outbox.claim(None, refused)
+    assert second is not None
+    assert second.event_ids == [event_id_from_seed("seed:3")]
+    assert [item.event_id for item in refused] == [event_id_from_seed("seed:2")]
+    assert "larger than a request" in refused[0].reason
+    outbox.settle(second)
+    assert len(outbox) == 0
+
+
+def test_events_put_back_after_a_cut_keep_their_ids() -> None:
+    outbox = Outbox(100, max_batch_bytes=3_000)
+    for n in range(10):
+        outbox.put(event(n, padding=500)._replace(id_seed=None))  # random ids
+    batches = []
+    while (batch := outbox.claim(None, [])) is not None:
+        batches.append(batch)
+        outbox.settle(batch)
+    ids = [event_id for batch in batches for event_id in batch.event_ids]
+    assert len(batches) > 2
+    assert len(ids) == len(set(ids)) == 10
 
 
 def test_a_released_batch_is_resent_byte_for_byte() -> None:
