@@ -57,6 +57,49 @@ sam-check: $(STAMP) $(SAM_STAMP)
 	test -f .sam/build/DoowExampleFunction/doow_serverless/aws_lambda.py
 	test -d .sam/build/DoowExampleFunction/aws_lambda_powertools
 
+# Vercel's real Python runtime (vercel-runtime needs Python >= 3.12), the frameworks the
+# Vercel tests and example use, and this package, in their own virtualenv. `make test`
+# builds it; the Vercel tests fail rather than skip when it is missing under `make test`.
+VERCEL_VENV := .venv-vercel
+VERCEL_STAMP := $(VERCEL_VENV)/.installed
+export DOOW_VERCEL_PYTHON ?= $(CURDIR)/$(VERCEL_VENV)/bin/python
+
+$(VERCEL_STAMP): pyproject.toml
+	@test -n "$(PYTHON312)" || { echo "the Vercel venv needs python3.12 (set PYTHON312=...)"; exit 1; }
+	$(PYTHON312) -m venv $(VERCEL_VENV)
+	$(VERCEL_VENV)/bin/python -m pip install -q --disable-pip-version-check \
+		-e '.[vercel]' 'vercel-runtime==0.24.1' 'flask==3.1.3' 'fastapi==0.165.0'
+	touch $@
+
+.PHONY: vercel-venv
+vercel-venv: $(VERCEL_STAMP)
+pytest: $(VERCEL_STAMP)
+pytest: export DOOW_VERCEL_REQUIRED := 1
+demo: $(VERCEL_STAMP)
+bench: $(VERCEL_STAMP)
+
+# The Azure Functions library workers (azure-functions-runtime: Python >= 3.13) with
+# azure-functions 2.x and this package, in their own virtualenv; the Azure worker tests run
+# function apps under it. `make test` builds it; they fail rather than skip when it is missing.
+PYTHON313 ?= $(firstword $(wildcard /root/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13))
+AZURE_VENV := .venv-azure
+AZURE_STAMP := $(AZURE_VENV)/.installed
+export DOOW_AZURE_PYTHON ?= $(CURDIR)/$(AZURE_VENV)/bin/python
+
+$(AZURE_STAMP): pyproject.toml
+	@test -n "$(PYTHON313)" || { echo "the Azure venv needs python3.13 (set PYTHON313=...)"; exit 1; }
+	$(PYTHON313) -m venv $(AZURE_VENV)
+	$(AZURE_VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[azure]' \
+		'azure-functions==2.3.0' 'azure-functions-runtime==1.3.0' 'azure-functions-runtime-v1==1.2.0'
+	touch $@
+
+.PHONY: azure-venv
+azure-venv: $(AZURE_STAMP)
+pytest: $(AZURE_STAMP)
+pytest: export DOOW_AZURE_REQUIRED := 1
+demo: $(AZURE_STAMP)
+bench: $(AZURE_STAMP)
+
 test: lint types pytest sam-check
 
 demo: $(STAMP)

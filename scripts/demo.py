@@ -117,7 +117,11 @@ def send_with_the_cli(url: str) -> int:
 def run_platform_demos(url: str) -> int:
     """Each platform example that is present adds its part: (module, function)."""
     sent = 0
-    for module_name, function in [("scripts.demo_lambda", "run_lambda_demo")]:
+    for module_name, function in [
+        ("scripts.demo_lambda", "run_lambda_demo"),
+        ("scripts.demo_vercel", "run_vercel_demo"),
+        ("scripts.demo_azure", "run_azure_demo"),
+    ]:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

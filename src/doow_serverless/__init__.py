@@ -24,9 +24,16 @@ from ._tracker import DoowTracker, FlushResult, TrackerStats
 if TYPE_CHECKING:
     from ._invocation import default_tracker
     from .aws_lambda import with_lambda
+    from .azure_functions import with_azure_function
+    from .vercel import with_vercel
 
 # Imported on first use, so ``import doow_serverless`` stays cheap.
-_LAZY = {"with_lambda": "aws_lambda", "default_tracker": "_invocation"}
+_LAZY = {
+    "with_azure_function": "azure_functions",
+    "with_lambda": "aws_lambda",
+    "default_tracker": "_invocation",
+    "with_vercel": "vercel",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -54,5 +61,7 @@ __all__ = [
     "TrackerStats",
     "__version__",
     "default_tracker",
+    "with_azure_function",
     "with_lambda",
+    "with_vercel",
 ]

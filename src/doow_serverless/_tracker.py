@@ -47,9 +47,12 @@ from ._wire import canonical_uuid
 if TYPE_CHECKING:
     from ._invocation import Idempotency
     from .aws_lambda import LambdaDecorator
+    from .azure_functions import AzureFunctionDecorator
+    from .vercel import VercelDecorator
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 logger = logging.getLogger(C.LOGGER_NAME)
 
@@ -473,6 +476,74 @@ class DoowTracker:
             self, flush_timeout=flush_timeout, reserve=reserve, idempotency=idempotency
         )
         return decorator if handler is None else decorator(handler)
+
+    @overload
+    def with_vercel(self, target: T, /) -> T: ...
+
+    @overload
+    def with_vercel(
+        self,
+        target: None = None,
+        /,
+        *,
+        flush_timeout: float | None = None,
+        reserve: float | None = None,
+        max_duration: float | None = None,
+        idempotency: Idempotency = "invocation",
+    ) -> VercelDecorator: ...
+
+    def with_vercel(
+        self,
+        target: T | None = None,
+        /,
+        *,
+        flush_timeout: float | None = None,
+        reserve: float | None = None,
+        max_duration: float | None = None,
+        idempotency: Idempotency = "invocation",
+    ) -> T | VercelDecorator:
+        """``doow_serverless.with_vercel`` bound to this tracker (``@tracker.with_vercel``)."""
+        from .vercel import with_vercel  # noqa: PLC0415 - only Vercel functions need it
+
+        decorator = with_vercel(
+            self,
+            flush_timeout=flush_timeout,
+            reserve=reserve,
+            max_duration=max_duration,
+            idempotency=idempotency,
+        )
+        return decorator if target is None else decorator(target)
+
+    @overload
+    def with_azure_function(self, function: Callable[P, R], /) -> Callable[P, R]: ...
+
+    @overload
+    def with_azure_function(
+        self,
+        function: None = None,
+        /,
+        *,
+        flush_timeout: float | None = None,
+        reserve: float | None = None,
+        idempotency: Idempotency = "invocation",
+    ) -> AzureFunctionDecorator: ...
+
+    def with_azure_function(
+        self,
+        function: Callable[P, R] | None = None,
+        /,
+        *,
+        flush_timeout: float | None = None,
+        reserve: float | None = None,
+        idempotency: Idempotency = "invocation",
+    ) -> Callable[P, R] | AzureFunctionDecorator:
+        """``doow_serverless.with_azure_function`` bound to this tracker."""
+        from .azure_functions import with_azure_function  # noqa: PLC0415 - Azure only
+
+        decorator = with_azure_function(
+            self, flush_timeout=flush_timeout, reserve=reserve, idempotency=idempotency
+        )
+        return decorator if function is None else decorator(function)
 
     def stats(self) -> TrackerStats:
         with self._lock:

@@ -14,6 +14,7 @@ one step no timeout reaches (the C library's resolver blocks).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -91,6 +92,7 @@ class HttpxTransport:
                     ),
                 )
                 _clip_to_deadlines(client)
+                _quiet_own_requests()
                 self._client = client
             return self._client
 
@@ -216,3 +218,25 @@ def _clip_to_deadlines(client: httpx.Client) -> None:
         backend = getattr(pool, "_network_backend", None)
         if isinstance(backend, httpcore.NetworkBackend):
             pool._network_backend = DeadlineBackend(backend)  # type: ignore[union-attr]
+
+
+class _OwnRequestsFilter(logging.Filter):
+    """Drops httpx's per-request INFO line for this SDK's own requests only.
+
+    Platforms that set the root logger to INFO (Vercel's runtime does) would otherwise get
+    a "HTTP Request: POST .../telemetry/events" line in the user's logs for every flush.
+    A user's own httpx requests are logged as before: the filter looks at whether this
+    thread is inside :meth:`HttpxTransport.post`.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _deadline.at is None
+
+
+_own_requests_filter = _OwnRequestsFilter()
+
+
+def _quiet_own_requests() -> None:
+    httpx_logger = logging.getLogger("httpx")
+    if _own_requests_filter not in httpx_logger.filters:
+        httpx_logger.addFilter(_own_requests_filter)

@@ -24,6 +24,7 @@ from ._invocation import (
     call_with_flush,
     check_idempotency,
     default_tracker,
+    is_coroutine_function,
     resolve_flush_policy,
 )
 from ._tracker import DoowTracker
@@ -129,31 +130,13 @@ def _check_handler(handler: object) -> None:
         raise DoowConfigError(
             f"with_lambda must decorate a handler function, got {type(handler).__name__}"
         )
-    if _is_coroutine_function(handler):
+    if is_coroutine_function(handler):
         name = getattr(handler, "__qualname__", type(handler).__name__)
         raise DoowConfigError(
             f"with_lambda cannot wrap the coroutine function {name}: the Lambda Python "
             "runtime calls handlers synchronously and would return an un-awaited coroutine. "
             "Define the handler with 'def' and run async code inside it with asyncio.run()."
         )
-
-
-# inspect.CO_COROUTINE. Importing inspect costs ~8 ms of cold start, for this one flag.
-_CO_COROUTINE = 0x80
-
-
-def _is_coroutine_function(handler: object) -> bool:
-    """An ``async def`` function, a partial or method of one, or an object whose
-    ``__call__`` is one."""
-    for candidate in (handler, getattr(handler, "__call__", None)):  # noqa: B004
-        function = candidate
-        while isinstance(function, functools.partial):
-            function = function.func
-        function = getattr(function, "__func__", function)
-        code = getattr(function, "__code__", None)
-        if code is not None and code.co_flags & _CO_COROUTINE:
-            return True
-    return False
 
 
 def _request_id(context: object) -> str | None:

@@ -135,3 +135,22 @@ def test_the_key_never_appears_in_logs_or_reported_errors(
     )
     assert secret not in everything
     assert "dk_…9f8e7d"[:5] in caplog.text or "…" in everything
+
+
+def test_httpx_does_not_log_the_sdk_own_requests_but_still_logs_the_users(
+    collector: Collector, make_tracker: MakeTracker, caplog: pytest.LogCaptureFixture
+) -> None:
+    import httpx
+
+    def httpx_lines() -> list[str]:
+        return [record.getMessage() for record in caplog.records if record.name == "httpx"]
+
+    with caplog.at_level(logging.INFO):
+        tracker = make_tracker()
+        track_many(tracker, 2)
+        assert tracker.flush(timeout=5).pending == 0
+        assert collector.stats()["events_stored"] == 2
+        assert httpx_lines() == []
+        httpx.get(f"{collector.url}/healthz")
+    [line] = httpx_lines()
+    assert "/healthz" in line

@@ -23,15 +23,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
+from .._child_output import start_pumping
 from ._runtime_api import Invocation, RuntimeAPIServer
 
 # Lambda's limit on the init phase of an on-demand function.
 DEFAULT_INIT_TIMEOUT_S = 10.0
 DEFAULT_TIMEOUT_S = 3.0
 DEFAULT_MEMORY_MB = 128
-MAX_OUTPUT_LINES = 10_000
 
 # Variables Lambda sets itself; a function's configuration cannot override them.
 _RESERVED = ("AWS_LAMBDA_RUNTIME_API", "_HANDLER", "LAMBDA_TASK_ROOT", "AWS_EXECUTION_ENV")
@@ -307,9 +307,7 @@ class LocalFunction:
             server.stop()
             raise
         assert process.stdout is not None
-        threading.Thread(
-            target=self._drain, args=(process.stdout,), name="lambda-output", daemon=True
-        ).start()
+        start_pumping(process.stdout, self.output, self._on_output, "lambda-output")
         self.cold_starts += 1
         self._env = _Environment(process, server)
         return self._env
@@ -341,15 +339,6 @@ class LocalFunction:
             }
         )
         return env
-
-    def _drain(self, stream: IO[bytes]) -> None:
-        for raw in stream:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            if len(self.output) < MAX_OUTPUT_LINES:
-                self.output.append(line)
-            if self._on_output is not None:
-                self._on_output(line)
-        stream.close()
 
     def _discard(self, env: _Environment) -> None:
         env.kill()

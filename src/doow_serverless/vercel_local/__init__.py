@@ -1,0 +1,17 @@
+"""Run a Vercel Python function on this machine under the real runtime (``vercel-runtime``).
+
+This package plays only Vercel's platform side: the IPC socket the runtime reports to
+(``VERCEL_IPC_PATH``), the requests with their ``x-vercel-internal-*`` headers and
+deadline, and the kill when an invocation passes its deadline. The function is loaded and
+served by the runtime's own ``vercel_runtime.vc_init``, in a Python >= 3.12 interpreter
+that has ``vercel-runtime`` installed. The demo, the benchmarks and the tests use it.
+
+    with VercelFunction("api/index.py", project_dir="examples/vercel", python=py312) as fn:
+        response = fn.request("GET", "/api/hello")
+"""
+
+from __future__ import annotations
+
+from ._function import VercelFunction, VercelResponse
+
+__all__ = ["VercelFunction", "VercelResponse"]
