@@ -20,14 +20,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from scripts.demo_common import DEMO_KEY, ROOT, request_json
 
-DEMO_KEY = "dk_demo_local_0000"
 BIN = Path(sys.executable).parent
 
 
@@ -42,11 +39,6 @@ def free_port() -> int:
         return port
 
 
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - loopback only
-        return json.load(answer)
-
-
 def start_collector(db: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen(
@@ -58,7 +50,7 @@ def start_collector(db: Path) -> tuple[subprocess.Popen[bytes], str]:
     deadline = time.monotonic() + 20
     while True:
         try:
-            get_json(f"{url}/healthz")
+            request_json(f"{url}/healthz")
             return process, url
         except OSError:
             if time.monotonic() > deadline or process.poll() is not None:
@@ -155,7 +147,7 @@ def main() -> int:
 
         say("What arrived: `doow-serverless events`")
         subprocess.run([str(BIN / "doow-serverless"), "events", "--endpoint", url], check=True)
-        stats = get_json(f"{url}/stats")
+        stats = request_json(f"{url}/stats")
         stored, duplicates = stats["events_stored"], stats["duplicates"]
         print(f"\n   sent {expected}, stored {stored}, duplicates acknowledged {duplicates}")
         say(f"Open the collector's page: {url}/")

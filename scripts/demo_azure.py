@@ -10,11 +10,8 @@ concurrent invocations, and an outage that costs no timeout and loses nothing.
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 from doow_serverless._azure_local import (
     Call,
@@ -24,24 +21,13 @@ from doow_serverless._azure_local import (
     queue_message,
     timer_tick,
 )
+from scripts.demo_common import DEMO_KEY, ROOT, request_json
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "azure"
-DEMO_KEY = "dk_demo_local_0000"
-
-
-def _request(url: str, method: str = "GET", document: object = None) -> Any:
-    data = None if document is None else json.dumps(document).encode()
-    request = urllib.request.Request(  # noqa: S310 - the local collector
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
-        body = answer.read()
-    return json.loads(body) if body else None
 
 
 def _show(label: str, result: InvocationResult, app: LocalFunctionApp, collector: str) -> None:
-    stats = _request(f"{collector}/_doow/stats")
+    stats = request_json(f"{collector}/_doow/stats")
     answered = f"{result.duration * 1000:.0f} ms" if result.duration is not None else "-"
     margin = f"{result.margin:.2f} s" if result.margin is not None else "-"
     print(
@@ -63,7 +49,7 @@ def run_azure_demo(collector_url: str) -> int:
     if python is None:
         print("   skipped: no .venv-azure (build it with `make azure-venv`, needs python3.13)")
         return 0
-    before = _request(f"{collector_url}/_doow/stats")["events_stored"]
+    before = request_json(f"{collector_url}/_doow/stats")["events_stored"]
     environment = {
         "DOOW_TRACK_API_KEY": DEMO_KEY,
         "DOOW_TRACK_ENDPOINT": collector_url,
@@ -96,17 +82,17 @@ def run_azure_demo(collector_url: str) -> int:
     print("   -- the collector hangs every request; functionTimeout is 2 s for this run --")
     outage_environment = {**environment, "AzureFunctionsJobHost__functionTimeout": "00:00:02"}
     with LocalFunctionApp(EXAMPLE, python=python, environment=outage_environment) as app:
-        _request(f"{collector_url}/_doow/faults", "POST", {"then": {"action": "hang"}})
+        request_json(f"{collector_url}/_doow/faults", "POST", {"then": {"action": "hang"}})
         try:
             _show(
                 "GET /api/hello during the outage", app.invoke("hello", hello), app, collector_url
             )
         finally:
-            _request(f"{collector_url}/_doow/faults", "DELETE")
+            request_json(f"{collector_url}/_doow/faults", "DELETE")
         print("   -- the collector is back --")
         _show("GET /api/hello after the outage", app.invoke("hello", hello), app, collector_url)
         print(f"   invocations past their timeout: {app.timeouts}")
     expected = 1 + 2 + 1 + 1 + 8 + 2
-    stored = _request(f"{collector_url}/_doow/stats")["events_stored"] - before
+    stored = request_json(f"{collector_url}/_doow/stats")["events_stored"] - before
     print(f"   Azure events: {expected} tracked once each, {stored} stored")
     return expected

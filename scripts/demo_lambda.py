@@ -8,31 +8,10 @@ a retried request counted once, and an outage that costs no deadline and loses n
 
 from __future__ import annotations
 
-import json
-import urllib.request
-from pathlib import Path
-from typing import Any
-
 from doow_serverless.lambda_local import InvocationResult, LocalFunction
+from scripts.demo_common import DEMO_KEY, ROOT, collector_client, request_json
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "lambda"
-DEMO_KEY = "dk_demo_local_0000"
-
-
-_own_connections = 0  # the demo's own requests to the collector, each on a new connection
-
-
-def _request(url: str, method: str = "GET", document: object = None) -> Any:
-    global _own_connections  # noqa: PLW0603 - a demo's counter
-    _own_connections += 1
-    data = None if document is None else json.dumps(document).encode()
-    request = urllib.request.Request(  # noqa: S310 - the local collector
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
-        body = answer.read()
-    return json.loads(body) if body else None
 
 
 def _event(name: str) -> bytes:
@@ -40,23 +19,22 @@ def _event(name: str) -> bytes:
 
 
 def _show(label: str, result: InvocationResult, collector_url: str) -> None:
-    stats = _request(f"{collector_url}/_doow/stats")
+    stats = request_json(f"{collector_url}/_doow/stats")
     answered = f"{result.duration * 1000:.0f} ms" if result.duration is not None else "-"
     margin = f"{result.margin * 1000:.0f} ms" if result.margin is not None else "-"
     print(
         f"   {label:<34} {result.status:<8} {'cold' if result.cold_start else 'warm'}  "
         f"answered in {answered:>6}, {margin:>6} before the deadline | collector: "
         f"{stats['events_stored']} stored, {stats['requests']} requests, "
-        f"{stats['connections'] - _own_connections} connection(s) from the function"
+        f"{stats['connections'] - collector_client.connections} connection(s) from the function"
     )
 
 
 def run_lambda_demo(collector_url: str) -> int:
     """Invoke the example through the real runtime; returns the events that should be stored."""
     print("\n== AWS Lambda: examples/lambda under the real runtime client (awslambdaric)")
-    before = _request(f"{collector_url}/_doow/stats")
-    global _own_connections  # noqa: PLW0603
-    _own_connections = before["connections"]
+    before = request_json(f"{collector_url}/_doow/stats")
+    collector_client.connections = before["connections"]
     with LocalFunction(
         "app.handler",
         code_dir=EXAMPLE,
@@ -78,18 +56,18 @@ def run_lambda_demo(collector_url: str) -> int:
             _show(f"POST /orders, {attempt}", result, collector_url)
 
         print("   -- the collector hangs every request; the function has a 1 s timeout --")
-        _request(f"{collector_url}/_doow/faults", "POST", {"then": {"action": "hang"}})
+        request_json(f"{collector_url}/_doow/faults", "POST", {"then": {"action": "hang"}})
         try:
             outage = function.invoke(_event("hello"), timeout=1.0)
             _show("GET /hello during the outage", outage, collector_url)
         finally:
-            _request(f"{collector_url}/_doow/faults", "DELETE")
+            request_json(f"{collector_url}/_doow/faults", "DELETE")
         print("   -- the collector is back --")
         _show("GET /hello after the outage", function.invoke(_event("hello")), collector_url)
         print(
             f"   deadline kills needed: {function.kills}; processes started: {function.cold_starts}"
         )
     expected = 1 + 2 * 2 + 2 + 1 + 1
-    stored = _request(f"{collector_url}/_doow/stats")["events_stored"] - before["events_stored"]
+    stored = request_json(f"{collector_url}/_doow/stats")["events_stored"] - before["events_stored"]
     print(f"   Lambda events: {expected} tracked once each, {stored} stored")
     return expected
