@@ -100,7 +100,23 @@ pytest: export DOOW_AZURE_REQUIRED := 1
 demo: $(AZURE_STAMP)
 bench: $(AZURE_STAMP)
 
-test: lint types pytest sam-check
+# The oldest Python the package supports: the core's tests run there too (no platform
+# runtimes: those need 3.11+ and have their own environments above).
+PYTHON310 ?= $(firstword $(wildcard /root/.pyenv/versions/3.10*/bin/python3.10) $(shell command -v python3.10))
+PY310_VENV := .venv-py310
+PY310_STAMP := $(PY310_VENV)/.installed
+
+$(PY310_STAMP): pyproject.toml
+	@test -n "$(PYTHON310)" || { echo "compat-3.10 needs python3.10 (set PYTHON310=...)"; exit 1; }
+	$(PYTHON310) -m venv $(PY310_VENV)
+	$(PY310_VENV)/bin/python -m pip install -q --disable-pip-version-check -e . 'pytest>=8' 'pytest-timeout>=2.3' 'hypothesis>=6.100'
+	touch $@
+
+.PHONY: compat-3.10
+compat-3.10: $(PY310_STAMP)
+	$(PY310_VENV)/bin/pytest -q -p no:cacheprovider tests/unit tests/delivery
+
+test: lint types pytest sam-check compat-3.10
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py $(DEMO_ARGS)

@@ -65,9 +65,9 @@ def key_hint(key: str | None) -> str:
     """What may be shown of a key: its prefix and last four characters."""
     if not key:
         return "<none>"
-    if len(key) <= len(C.KEY_PREFIX) + 4:
-        return C.KEY_PREFIX + "…"
-    return f"{key[: len(C.KEY_PREFIX)]}…{key[-4:]}"
+    if not key.startswith(C.KEY_PREFIX) or len(key) <= len(C.KEY_PREFIX) + 8:
+        return "…"  # too short, or not a Doow key: showing any of it would show too much
+    return f"{C.KEY_PREFIX}…{key[-4:]}"
 
 
 def redact(text: str, key: str | None) -> str:
@@ -323,10 +323,12 @@ def _explicit_bool(argument: str, value: Maybe[bool]) -> bool | None:
 
 def _resolve_key(explicit: Maybe[str | None], env: _EnvReader, blockers: list[str]) -> str | None:
     if not isinstance(explicit, _Unset) and explicit is not None:
+        if isinstance(explicit, str):
+            explicit = explicit.strip()
         if not isinstance(explicit, str) or not explicit.startswith(C.KEY_PREFIX):
             raise DoowConfigError(
                 f"api_key must be a Doow SDK key starting with {C.KEY_PREFIX!r} "
-                f"(got {type(explicit).__name__} {key_hint(str(explicit))})"
+                f"(got a {type(explicit).__name__} that does not)"
             )
         return explicit.strip()
     key = env.raw(C.ENV_API_KEY)

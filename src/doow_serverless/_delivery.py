@@ -32,7 +32,10 @@ class TooLarge(NamedTuple):
     """413: the batch must be split."""
 
 
-class AuthRefused(NamedTuple):
+class ClientRefused(NamedTuple):
+    """401, 403 or 404: the server refuses this client (key, permission or URL)."""
+
+    status: int
     message: str
 
 
@@ -51,7 +54,7 @@ class Unsent(NamedTuple):
     not_before: float | None = None  # time.monotonic() value
 
 
-Outcome = Delivered | TooLarge | AuthRefused | Refused | Unsent
+Outcome = Delivered | TooLarge | ClientRefused | Refused | Unsent
 
 Sleep = Callable[[float], object]
 
@@ -100,8 +103,8 @@ def send_batch(
                 return Delivered(read_rejections(answer.body))
             if disposition is Disposition.SPLIT:
                 return TooLarge()
-            if disposition is Disposition.AUTH:
-                return AuthRefused(read_error_message(answer.body))
+            if disposition is Disposition.STOP:
+                return ClientRefused(answer.status, read_error_message(answer.body))
             if disposition is Disposition.PERMANENT:
                 return Refused(answer.status, read_error_message(answer.body))
             reason = f"HTTP {answer.status}: {read_error_message(answer.body)}"

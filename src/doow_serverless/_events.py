@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._constants import (
     KIND_USAGE,
@@ -19,6 +19,9 @@ from ._constants import (
     MAX_NAME_LENGTH,
 )
 from ._errors import DoowValidationError
+
+if TYPE_CHECKING:
+    import re
 
 MAX_QUANTITY = 2**63 - 1
 
@@ -168,11 +171,8 @@ def parse_timestamp(value: object, field: str = "timestamp") -> float:
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
         try:
-            moment = datetime.fromisoformat(text)
+            moment = datetime.fromisoformat(_rfc3339_for_fromisoformat(value.strip()))
         except ValueError:
             raise DoowValidationError(
                 field, f"must be an ISO 8601 timestamp with a UTC offset, got {describe(value)}"
@@ -186,6 +186,36 @@ def parse_timestamp(value: object, field: str = "timestamp") -> float:
             field, f"must carry a time zone (naive datetimes are ambiguous), got {value!r}"
         )
     return moment.timestamp()
+
+
+_RFC3339: re.Pattern[str] | None = None
+
+
+def _rfc3339_for_fromisoformat(text: str) -> str:
+    """RFC 3339 text in the form every supported Python's ``fromisoformat`` reads.
+
+    Python 3.10 reads neither ``Z``, nor fractions other than 3 or 6 digits, nor
+    ``+0000``; 3.11 reads all three. Normalising gives the same answer on both.
+    """
+    global _RFC3339  # noqa: PLW0603 - compiled on first use: few events carry timestamps
+    if _RFC3339 is None:
+        import re  # noqa: PLC0415
+
+        _RFC3339 = re.compile(
+            r"(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?)(?:[.,](\d+))?"
+            r"(Z|z|[+-]\d{2}:?\d{2})?"
+        )
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        return text
+    moment, fraction, offset = match.groups()
+    if fraction:
+        moment += "." + (fraction + "000000")[:6]
+    if offset in ("Z", "z"):
+        offset = "+00:00"
+    elif offset and ":" not in offset:
+        offset = f"{offset[:3]}:{offset[3:]}"
+    return moment + (offset or "")
 
 
 def format_timestamp(epoch_seconds: float) -> str:

@@ -26,7 +26,7 @@ class Disposition(Enum):
     DELIVERED = "delivered"  # 2xx other than 207
     PARTIAL = "partial"  # 207: some events refused for good, the rest accepted
     SPLIT = "split"  # 413: halve the batch and send each half
-    AUTH = "auth"  # 401: the key is refused
+    STOP = "stop"  # 401, 403, 404: this client is refused (key, permission, URL)
     RETRY = "retry"  # 408, 429, 5xx: send the same batch again later
     PERMANENT = "permanent"  # any other 4xx: the batch is refused for good
 
@@ -36,8 +36,10 @@ def classify(status: int) -> Disposition:
         return Disposition.PARTIAL
     if 200 <= status < 300:
         return Disposition.DELIVERED
-    if status == 401:
-        return Disposition.AUTH
+    # Answers about the client, not the events: resending cannot help until someone fixes
+    # the key or the endpoint, and dropping the events would lose usage that is fine.
+    if status in (401, 403, 404):
+        return Disposition.STOP
     if status == 413:
         return Disposition.SPLIT
     if status in (408, 429) or status >= 500:

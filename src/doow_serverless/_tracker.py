@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar, overload
 from . import _constants as C
 from ._config import UNSET, Maybe, TrackerConfig, key_hint, redact, resolve_config
 from ._deadline import Deadline
-from ._delivery import AuthRefused, Delivered, Refused, TooLarge, Unsent, send_batch
+from ._delivery import ClientRefused, Delivered, Outcome, Refused, TooLarge, send_batch
 from ._errors import (
     DoowAuthError,
     DoowConfigError,
@@ -38,7 +38,7 @@ from ._events import (
     parse_timestamp,
     quantity_problem,
 )
-from ._outbox import Outbox, Unencodable
+from ._outbox import Batch, Outbox, Unencodable
 from ._runtime import detect_platform
 from ._scope import current_scope
 from ._transport import HttpxTransport, Transport
@@ -71,6 +71,7 @@ _USAGE = C.KIND_USAGE
 _now = time.time
 _MAX_NAME = C.MAX_NAME_LENGTH
 _MAX_QUANTITY = MAX_QUANTITY
+_MAX_KEYS = C.MAX_ATTRIBUTION_KEYS
 # Builds the NamedTuple without the extra Python frame of its generated __new__.
 _new_event: Callable[[type[QueuedEvent], tuple[Any, ...]], QueuedEvent] = tuple.__new__
 _json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -83,12 +84,22 @@ class FlushResult(NamedTuple):
     rejected: int
     pending: int
     elapsed: float
-    error: DoowError | None = None  # why events are still pending, when they are
+    # Why events are still pending when they are; otherwise the last refusal, if any.
+    error: DoowError | None = None
 
     @property
     def ok(self) -> bool:
         """True when nothing is left to send."""
         return self.pending == 0
+
+
+class _Step(NamedTuple):
+    """What settling one batch did, for the flush's totals."""
+
+    delivered: int
+    rejected: int
+    error: DoowError | None = None  # why sending stopped in this flush
+    rejection: DoowRejectedError | None = None
 
 
 class TrackerStats(NamedTuple):
@@ -162,7 +173,7 @@ class DoowTracker:
         self._lock = threading.Lock()
         self._worker: Any = None
         self._start_worker = self._platform is None
-        self._auth_failed = False
+        self._stopped: DoowDeliveryError | None = None  # why sending stopped for good
         self._not_before = 0.0
         self._counts = {"delivered": 0, "rejected": 0, "dropped": 0, "invalid": 0}
         self._dropped_unreported = 0
@@ -247,6 +258,15 @@ class DoowTracker:
                 problem = attribution_problem(attribution)
                 if problem is not None:
                     raise DoowValidationError("attribution", problem)
+                defaults = self._config.attribution
+                if defaults and len(defaults) + len(attribution) > _MAX_KEYS:
+                    merged = len({**defaults, **attribution})
+                    if merged > _MAX_KEYS:
+                        raise DoowValidationError(
+                            "attribution",
+                            f"merged with the tracker's attribution it has {merged} keys; "
+                            f"the limit is {_MAX_KEYS}",
+                        )
             if metadata is not None:
                 metadata = _copy_metadata(metadata)
             occurred_at = _now() if timestamp is None else parse_timestamp(timestamp)
@@ -319,7 +339,12 @@ class DoowTracker:
             return FlushResult(0, 0, 0, 0.0)
         self._report_dropped()
         delivered = rejected = 0
+        rejection: DoowRejectedError | None = None
         error: DoowError | None = self._blocked_reason()
+        if error is None and len(self._outbox):
+            # Build the HTTP client (the first time: importing httpx takes ~80 ms) inside
+            # the budget, before any request timeout is computed from what is left.
+            self.prepare()
         while error is None:
             if deadline.expired():
                 if len(self._outbox):
@@ -328,7 +353,8 @@ class DoowTracker:
             refused: list[Unencodable] = []
             batch = self._outbox.claim(self._config.attribution, refused)
             if refused:
-                rejected += self._refuse_oversized(refused)
+                rejected += len(refused)
+                rejection = self._refuse_oversized(refused)
             if batch is None:
                 if self._outbox.wait_for_others(deadline.remaining()):
                     continue
@@ -340,73 +366,90 @@ class DoowTracker:
                 deadline=deadline,
                 sleep=self._closing_wait,
             )
-            if isinstance(outcome, Delivered):
-                self._outbox.settle(batch)
-                accepted = len(batch) - len(outcome.rejections)
-                delivered += accepted
-                rejected += len(outcome.rejections)
-                self._count("delivered", accepted)
-                if outcome.rejections:
-                    self._count("rejected", len(outcome.rejections))
-                    self._report(
-                        DoowRejectedError(
-                            f"the server refused {len(outcome.rejections)} of {len(batch)} "
-                            f"events in batch {batch.batch_id}: {_summarize(outcome.rejections)}",
-                            rejections=outcome.rejections,
-                            status=207,
-                            batch_id=batch.batch_id,
-                        )
-                    )
-            elif isinstance(outcome, TooLarge):
-                if len(batch) > 1:
-                    self._outbox.replace(batch, batch.halves())
-                else:
-                    self._outbox.settle(batch)
-                    rejected += 1
-                    self._count("rejected")
-                    self._report(
-                        DoowRejectedError(
-                            f"the server refused event {batch.event_ids[0]} as too large (413)",
-                            rejections=[Rejection(batch.event_ids[0], "too large (413)")],
-                            status=413,
-                            batch_id=batch.batch_id,
-                        )
-                    )
-            elif isinstance(outcome, Refused):
-                self._outbox.settle(batch)
-                rejected += len(batch)
-                self._count("rejected", len(batch))
-                self._report(
-                    DoowRejectedError(
-                        f"the server refused batch {batch.batch_id} of {len(batch)} events "
-                        f"for good (HTTP {outcome.status}): {outcome.message}",
-                        rejections=[Rejection(i, outcome.message) for i in batch.event_ids],
-                        status=outcome.status,
-                        batch_id=batch.batch_id,
-                    )
-                )
-            elif isinstance(outcome, AuthRefused):
-                self._outbox.release(batch)
-                error = self._auth_refused(outcome.message)
-            else:
-                assert isinstance(outcome, Unsent)
-                self._outbox.release(batch)
-                if outcome.not_before is not None:
-                    self._not_before = max(self._not_before, outcome.not_before)
-                error = DoowDeliveryError(
-                    f"batch {batch.batch_id} of {len(batch)} events not delivered after "
-                    f"{outcome.attempts} attempt(s), kept for the next flush: {outcome.reason}",
-                    batch_id=batch.batch_id,
-                    event_count=len(batch),
-                )
-                self._report(error, level=logging.INFO)
+            step = self._settle(batch, outcome)
+            delivered += step.delivered
+            rejected += step.rejected
+            rejection = step.rejection or rejection
+            error = step.error
         return FlushResult(
             delivered=delivered,
             rejected=rejected,
             pending=len(self._outbox),
             elapsed=time.monotonic() - started,
-            error=error,
+            error=error or rejection,
         )
+
+    def _settle(self, batch: Batch, outcome: Outcome) -> _Step:
+        """Account for how one batch's sending ended; report what must be reported."""
+        if isinstance(outcome, Delivered):
+            self._outbox.settle(batch)
+            accepted = len(batch) - len(outcome.rejections)
+            self._count("delivered", accepted)
+            if not outcome.rejections:
+                return _Step(accepted, 0)
+            return _Step(
+                accepted,
+                len(outcome.rejections),
+                rejection=self._rejected(
+                    batch,
+                    outcome.rejections,
+                    207,
+                    f"the server refused {len(outcome.rejections)} of {len(batch)} events in "
+                    f"batch {batch.batch_id}: {_summarize(outcome.rejections)}",
+                ),
+            )
+        if isinstance(outcome, TooLarge):
+            if len(batch) > 1:
+                self._outbox.replace(batch, batch.halves())
+                return _Step(0, 0)
+            self._outbox.settle(batch)
+            only = batch.event_ids[0]
+            return _Step(
+                0,
+                1,
+                rejection=self._rejected(
+                    batch,
+                    [Rejection(only, "too large (413)")],
+                    413,
+                    f"the server refused event {only} as too large (413)",
+                ),
+            )
+        if isinstance(outcome, Refused):
+            self._outbox.settle(batch)
+            return _Step(
+                0,
+                len(batch),
+                rejection=self._rejected(
+                    batch,
+                    [Rejection(event_id, outcome.message) for event_id in batch.event_ids],
+                    outcome.status,
+                    f"the server refused batch {batch.batch_id} of {len(batch)} events for "
+                    f"good (HTTP {outcome.status}): {outcome.message}",
+                ),
+            )
+        self._outbox.release(batch)
+        if isinstance(outcome, ClientRefused):
+            return _Step(0, 0, error=self._stop_sending(outcome.status, outcome.message))
+        if outcome.not_before is not None:
+            self._not_before = max(self._not_before, outcome.not_before)
+        error = DoowDeliveryError(
+            f"batch {batch.batch_id} of {len(batch)} events not delivered after "
+            f"{outcome.attempts} attempt(s), kept for the next flush: {outcome.reason}",
+            batch_id=batch.batch_id,
+            event_count=len(batch),
+        )
+        self._report(error)
+        return _Step(0, 0, error=error)
+
+    def _rejected(
+        self, batch: Batch, rejections: list[Rejection], status: int, message: str
+    ) -> DoowRejectedError:
+        self._count("rejected", len(rejections))
+        error = DoowRejectedError(
+            message, rejections=rejections, status=status, batch_id=batch.batch_id
+        )
+        self._report(error)
+        return error
 
     def shutdown(self, timeout: float = C.DEFAULT_SHUTDOWN_TIMEOUT_S) -> FlushResult:
         """Flush, wait for batches in flight, then close the connection. Safe to call twice."""
@@ -440,7 +483,7 @@ class DoowTracker:
         invocation does not pay for importing httpx and creating the client.
         """
         prepare = getattr(self._transport, "prepare", None)
-        if self._enabled and prepare is not None:
+        if self._enabled and not self._config.send_blocker and prepare is not None:
             try:
                 prepare()
             except Exception:
@@ -587,36 +630,44 @@ class DoowTracker:
             if len(self._outbox):
                 return DoowConfigError(f"events kept, not sent: {self._config.send_blocker}")
             return None
-        if self._auth_failed:
-            return DoowAuthError("the API key was refused (401); sending is stopped")
+        if self._stopped is not None:
+            return self._stopped
         wait = self._not_before - time.monotonic()
         if wait > 0 and len(self._outbox):
             return DoowDeliveryError(f"rate limited by the server for {wait:.1f}s more")
         return None
 
-    def _auth_refused(self, message: str) -> DoowAuthError:
-        error = DoowAuthError(
-            f"the API key {key_hint(self._config.api_key)} was refused (401): {message}; "
-            "sending is stopped for this tracker and events are kept",
-            status=401,
-        )
+    def _stop_sending(self, status: int, message: str) -> DoowDeliveryError:
+        """Stop sending for good after 401/403/404, keeping the events; reported once."""
+        if status == 404:
+            error: DoowDeliveryError = DoowDeliveryError(
+                f"the endpoint {self._config.ingest_url} answered 404 ({message}); check the "
+                "endpoint setting. Sending is stopped for this tracker and events are kept",
+                status=404,
+            )
+        else:
+            error = DoowAuthError(
+                f"the API key {key_hint(self._config.api_key)} was refused ({status}): "
+                f"{message}; sending is stopped for this tracker and events are kept",
+                status=status,
+            )
         with self._lock:
-            first = not self._auth_failed
-            self._auth_failed = True
+            first = self._stopped is None
+            if first:
+                self._stopped = error
         if first:
             self._report(error, level=logging.ERROR)
-        return error
+        return self._stopped or error
 
-    def _refuse_oversized(self, refused: list[Unencodable]) -> int:
+    def _refuse_oversized(self, refused: list[Unencodable]) -> DoowRejectedError:
         self._count("rejected", len(refused))
-        self._report(
-            DoowRejectedError(
-                f"{len(refused)} event(s) that can never be sent were refused locally: "
-                f"{refused[0].reason}",
-                rejections=[Rejection(item.event_id, item.reason) for item in refused],
-            )
+        error = DoowRejectedError(
+            f"{len(refused)} event(s) that can never be sent were refused locally: "
+            f"{refused[0].reason}",
+            rejections=[Rejection(item.event_id, item.reason) for item in refused],
         )
-        return len(refused)
+        self._report(error)
+        return error
 
     def _drop(self, count: int, why: str) -> None:
         with self._lock:
@@ -651,7 +702,7 @@ class DoowTracker:
 
     def _sender_healthy(self) -> bool:
         """Whether waiting for the background sender to free space can help."""
-        return not (self._background_stalled or self._auth_failed or self._config.send_blocker)
+        return not (self._background_stalled or self._stopped or self._config.send_blocker)
 
     def _background_flush(self) -> None:
         result = self.flush(BACKGROUND_FLUSH_TIMEOUT_S)
@@ -673,6 +724,8 @@ class DoowTracker:
 
 
 def _checked_event_id(value: object) -> str:
+    if type(value) is not str and type(value).__name__ == "UUID":
+        value = str(value)
     if (canonical := canonical_uuid(value)) is None:
         raise DoowValidationError("event_id", f"must be a UUID string, got {type(value).__name__}")
     return canonical
@@ -704,7 +757,9 @@ def _summarize(rejections: list[Rejection]) -> str:
 
 def _enable_debug_logging() -> None:
     logger.setLevel(logging.DEBUG)
-    if not logger.handlers:
+    # Where the application (or the platform, as on Lambda) already logs, use its handlers;
+    # adding one here too would print every line twice.
+    if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("[doow-serverless] %(levelname)s %(message)s"))
         logger.addHandler(handler)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import time
 
+import pytest
+
 from doow_serverless import DoowAuthError, DoowDeliveryError, DoowRejectedError
 from doow_serverless.collector import Collector
 
@@ -90,7 +92,7 @@ def test_207_from_a_fault_plan_in_the_list_form(
 def test_permanent_4xx_is_reported_and_not_retried(
     collector: Collector, make_tracker: MakeTracker, reported: Reported
 ) -> None:
-    for status in (400, 403, 404, 422):
+    for status in (400, 409, 422):
         collector.reset()
         reported.clear()
         collector.set_faults({"script": [{"status": status}]})
@@ -98,9 +100,30 @@ def test_permanent_4xx_is_reported_and_not_retried(
         track_many(tracker, 3)
         result = tracker.flush(timeout=5)
         assert (result.delivered, result.rejected, result.pending) == (0, 3, 0), status
+        assert isinstance(result.error, DoowRejectedError)  # result.ok alone would hide it
         assert collector.stats()["requests"] == 1
         assert reported.kinds() == ["DoowRejectedError"]
         assert f"HTTP {status}" in str(reported[0])
+
+
+@pytest.mark.parametrize(("status", "kind"), [(403, DoowAuthError), (404, DoowDeliveryError)])
+def test_403_and_404_stop_sending_and_keep_the_events(
+    collector: Collector,
+    make_tracker: MakeTracker,
+    reported: Reported,
+    status: int,
+    kind: type[Exception],
+) -> None:
+    collector.set_faults({"then": {"status": status}})
+    tracker = make_tracker()
+    track_many(tracker, 3)
+    first = tracker.flush(timeout=5)
+    assert (first.delivered, first.rejected, first.pending) == (0, 0, 3)
+    assert type(first.error) is kind
+    assert tracker.flush(timeout=5).pending == 3
+    assert collector.stats()["requests"] == 1
+    assert [type(error) for error in reported] == [kind]
+    assert tracker.stats().rejected == 0
 
 
 def test_401_is_reported_once_stops_sending_and_keeps_events(

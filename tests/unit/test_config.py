@@ -125,6 +125,10 @@ def test_explicit_bad_arguments_raise_a_config_error_naming_them(
         resolve_config({}, **{argument: value})  # type: ignore[arg-type]
 
 
+def test_an_explicit_key_is_stripped_like_one_from_the_environment() -> None:
+    assert resolve_config({}, api_key=f" {KEY}\n").api_key == KEY
+
+
 def test_an_explicit_key_must_be_a_dk_key_and_is_never_echoed() -> None:
     secret = "sk_live_very_secret_value_1234"
     with pytest.raises(DoowConfigError) as caught:
@@ -175,6 +179,8 @@ def test_plain_http_is_only_for_loopback_and_the_docker_host(host: str, expected
 def test_key_hint_and_redaction_never_reveal_the_key() -> None:
     assert key_hint(KEY) == "dk_…cdef"
     assert key_hint(None) == "<none>"
+    assert key_hint("pk_3f9a") == "…"  # not a Doow key: nothing of it is shown
+    assert key_hint("dk_1234567") == "…"  # too short to show a tail
     assert KEY not in key_hint(KEY)
     assert redact(f"Bearer {KEY} failed", KEY) == "Bearer dk_…cdef failed"
 

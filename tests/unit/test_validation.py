@@ -218,3 +218,37 @@ def test_non_ascii_text_is_fine(offline_tracker: MakeTracker) -> None:
     tracker = offline_tracker(strict=True)
     tracker.track("jetons", 3, "licence_é", unit="トークン", attribution={"modèle": "gpt-4o 🚀"})
     assert tracker.stats().tracked == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-01-01T00:00:00.12Z", 1_704_067_200.12),
+        ("2024-01-01T00:00:00.123456789Z", 1_704_067_200.123456),
+        ("2024-01-01T00:00:00+0000", 1_704_067_200.0),
+        ("2024-01-01T02:00:00+02:00", 1_704_067_200.0),
+        ("2024-01-01 00:00z", 1_704_067_200.0),
+    ],
+)
+def test_rfc3339_timestamps_read_the_same_on_every_supported_python(
+    text: str, expected: float
+) -> None:
+    from doow_serverless._events import parse_timestamp
+
+    assert parse_timestamp(text) == pytest.approx(expected)
+
+
+def test_attribution_merged_with_the_trackers_is_bounded_too(offline_tracker: MakeTracker) -> None:
+    tracker = offline_tracker(strict=True, attribution={f"t{i}": i for i in range(30)})
+    tracker.track(**{**VALID, "attribution": {f"t{i}": 0 for i in range(30)}})  # same keys: 30
+    with pytest.raises(DoowValidationError, match="merged with the tracker's attribution"):
+        tracker.track(**{**VALID, "attribution": {f"e{i}": i for i in range(30)}})
+    assert tracker.stats().tracked == 1
+
+
+def test_a_uuid_object_is_accepted_as_event_id(offline_tracker: MakeTracker) -> None:
+    import uuid
+
+    tracker = offline_tracker(strict=True)
+    tracker.track(**{**VALID, "event_id": uuid.UUID("9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d")})
+    assert tracker.stats().tracked == 1
