@@ -60,6 +60,13 @@ class TrackerConfig(NamedTuple):
     def ingest_url(self) -> str:
         return self.endpoint + C.INGEST_PATH
 
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={key_hint(self.api_key) if name == 'api_key' else value!r}"
+            for name, value in zip(self._fields, self, strict=True)
+        )
+        return f"TrackerConfig({shown})"
+
 
 def key_hint(key: str | None) -> str:
     """What may be shown of a key: its prefix and last four characters."""
@@ -330,18 +337,29 @@ def _resolve_key(explicit: Maybe[str | None], env: _EnvReader, blockers: list[st
                 f"api_key must be a Doow SDK key starting with {C.KEY_PREFIX!r} "
                 f"(got a {type(explicit).__name__} that does not)"
             )
-        return explicit.strip()
+        if not is_printable_ascii(explicit):
+            raise DoowConfigError(
+                "api_key holds a space, control or non-ASCII character; "
+                "copy the key again from Doow"
+            )
+        return explicit
     key = env.raw(C.ENV_API_KEY)
     if key is None:
         blockers.append(f"no API key: pass api_key or set {C.ENV_API_KEY}")
         return None
-    if not key.startswith(C.KEY_PREFIX):
+    if not key.startswith(C.KEY_PREFIX) or not is_printable_ascii(key):
         env.warnings.append(
-            f"{C.ENV_API_KEY} does not start with {C.KEY_PREFIX!r}; events are kept, not sent"
+            f"{C.ENV_API_KEY} is not a Doow SDK key (it must start with {C.KEY_PREFIX!r} and "
+            "hold no space, control or non-ASCII character); events are kept, not sent"
         )
         blockers.append(f"{C.ENV_API_KEY} is not a Doow SDK key")
         return None
     return key
+
+
+def is_printable_ascii(text: str) -> bool:
+    """What an HTTP header value may safely carry: visible ASCII, no spaces."""
+    return text.isascii() and text.isprintable() and " " not in text
 
 
 def _resolve_endpoint(

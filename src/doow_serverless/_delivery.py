@@ -100,15 +100,21 @@ def send_batch(
             if disposition is Disposition.DELIVERED:
                 return Delivered([])
             if disposition is Disposition.PARTIAL:
-                return Delivered(read_rejections(answer.body))
+                rejections = read_rejections(answer.body, batch.event_ids)
+                if rejections is not None and answer.complete:
+                    return Delivered(rejections)
+                # Which events were refused is unknown: send the same bytes again. The
+                # server deduplicates what it accepted, and says again what it refuses.
+                reason = "HTTP 207 with an unreadable or cut-short list of rejections"
             if disposition is Disposition.SPLIT:
                 return TooLarge()
             if disposition is Disposition.STOP:
                 return ClientRefused(answer.status, read_error_message(answer.body))
             if disposition is Disposition.PERMANENT:
                 return Refused(answer.status, read_error_message(answer.body))
-            reason = f"HTTP {answer.status}: {read_error_message(answer.body)}"
-            server_wait = retry_after_seconds(answer.headers, time.time())
+            if disposition is Disposition.RETRY:
+                reason = f"HTTP {answer.status}: {read_error_message(answer.body)}"
+                server_wait = retry_after_seconds(answer.headers, time.time())
 
         if attempts > config.retry_count:
             return Unsent(reason, attempts, _not_before(server_wait))

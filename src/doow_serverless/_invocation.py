@@ -16,13 +16,16 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Literal, NamedTuple, TypeVar
 
 from ._constants import LOGGER_NAME
 from ._errors import DoowConfigError
 from ._scope import invocation_scope
 from ._tracker import DoowTracker, FlushResult
 from ._wire import new_random_id
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -158,12 +161,16 @@ def call_with_flush(
     idempotency: Idempotency,
     remaining: Callable[[], float | None],
     policy: FlushPolicy,
+    process_wide: bool = False,
 ) -> R:
     """Run ``call`` in the invocation's id scope, then flush before the deadline.
 
+    ``process_wide`` is for platforms that run one invocation per process at a time: the
+    scope then also reaches threads the handler starts.
+
     ``remaining`` is asked after the call, so the budget is what is really left.
     """
-    with invocation_scope(scope_id(invocation_id, idempotency)):
+    with invocation_scope(scope_id(invocation_id, idempotency), process_wide=process_wide):
         try:
             return call()
         finally:
@@ -200,18 +207,45 @@ async def acall_with_flush(
 
 
 async def flush_off_loop(tracker: DoowTracker, budget: float) -> FlushResult | None:
-    """Flush within ``budget`` in a worker thread; never raises.
+    """Flush within ``budget`` in a worker thread, never blocking the loop; never raises.
 
-    The budget counts from this call: time spent waiting for a free thread of the loop's
-    executor (a few threads, shared by every invocation on the loop) is taken out of it.
+    The threads are the SDK's own, not the loop's default executor: the application's
+    ``to_thread`` work cannot hold a flush back. The budget counts from this call (time
+    spent waiting for a free thread is taken out of it), and the wait for the thread is
+    bounded too, so an invocation never outlasts its flush budget by more than a moment.
     """
     import asyncio  # noqa: PLC0415 - only async wrappers pay for it
 
+    deadline = time.monotonic() + budget
     try:
-        return await asyncio.to_thread(_flush_before, tracker, time.monotonic() + budget)
+        future = asyncio.get_running_loop().run_in_executor(
+            _flush_executor(), _flush_before, tracker, deadline
+        )
+        done, _ = await asyncio.wait({future}, timeout=budget + _WAIT_MARGIN_S)
+        if not done:
+            logger.warning("doow-serverless: the flush did not finish within its budget")
+            return None
+        return future.result()
     except Exception:
         logger.exception("doow-serverless: flush after the invocation failed")
         return None
+
+
+# What a thread may take beyond the budget to hand its result back to the loop.
+_WAIT_MARGIN_S = 0.05
+_FLUSH_THREADS = 8
+_executor: Executor | None = None
+_executor_lock = threading.Lock()
+
+
+def _flush_executor() -> Executor:
+    global _executor  # noqa: PLW0603 - one pool per process, built on first use
+    with _executor_lock:
+        if _executor is None:
+            from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+            _executor = ThreadPoolExecutor(_FLUSH_THREADS, thread_name_prefix="doow-flush")
+        return _executor
 
 
 def _flush_before(tracker: DoowTracker, deadline: float) -> FlushResult | None:

@@ -64,6 +64,17 @@ class Batch:
         )
 
 
+FULL = -1
+CLOSED = -2
+
+
+class Counts(NamedTuple):
+    accepted: int
+    delivered: int
+    rejected: int
+    pending: int
+
+
 class Unencodable(NamedTuple):
     """An event that can never be sent (alone larger than a request may be); refused locally."""
 
@@ -88,36 +99,53 @@ class Outbox:
         self._ready: deque[Batch] = deque()
         self._in_flight: set[Batch] = set()
         self._count = 0
-        self.accepted = 0  # events ever queued
+        self._closed = False
+        # Where every queued event went; read together, under the lock, by counts().
+        self._accepted = 0
+        self._delivered = 0
+        self._rejected = 0
 
     def put(self, event: QueuedEvent) -> int:
-        """Queue an event; the number of events not yet in a batch, or -1 when full."""
+        """Queue an event; the events not yet in a batch, FULL, or CLOSED."""
         with self._lock:
+            if self._closed:
+                return CLOSED
             if self._count >= self._max_events:
-                return -1
+                return FULL
             return self._append(event)
 
     def put_waiting(self, event: QueuedEvent, timeout: float) -> int:
         """Like :meth:`put`, but wait up to ``timeout`` seconds for a sender to free space."""
         with self._lock:
-            if not self._changed.wait_for(lambda: self._count < self._max_events, timeout):
-                return -1
+            ready = self._changed.wait_for(
+                lambda: self._closed or self._count < self._max_events, timeout
+            )
+            if self._closed:
+                return CLOSED
+            if not ready:
+                return FULL
             return self._append(event)
+
+    def close(self) -> None:
+        """Accept no more events (what is queued can still be sent)."""
+        with self._lock:
+            self._closed = True
+            self._changed.notify_all()
+
+    def counts(self) -> Counts:
+        """Accepted, delivered, rejected and still pending, as one consistent reading."""
+        with self._lock:
+            return Counts(self._accepted, self._delivered, self._rejected, self._count)
 
     def _append(self, event: QueuedEvent) -> int:
         self._pending.append(event)
         self._count += 1
-        self.accepted += 1
+        self._accepted += 1
         return len(self._pending)
 
     def __len__(self) -> int:
         """Events not yet settled: pending, in ready batches, and in flight."""
         return self._count
-
-    @property
-    def in_flight(self) -> int:
-        with self._lock:
-            return sum(len(batch) for batch in self._in_flight)
 
     def claim(self, attribution: Attribution | None, refused: list[Unencodable]) -> Batch | None:
         """Take the next batch to send: a waiting one first, else a new one from pending.
@@ -139,23 +167,39 @@ class Outbox:
         while self._pending:
             count = min(len(self._pending), self._max_batch_events)
             events = [self._pending.popleft() for _ in range(count)]
-            event_ids = settle_event_ids(events)
-            documents = [
-                event_document(event, event_id, attribution)
-                for event, event_id in zip(events, event_ids, strict=True)
-            ]
-            batch_id = new_random_ids(1)[0]
-            body = self._encode_within_limit(batch_id, events, event_ids, documents, refused)
-            kept = len(documents)
-            # Ids are settled once: an event put back keeps the id it was given here.
-            self._pending.extendleft(
-                event._replace(event_id=event_id, id_seed=None)
-                for event, event_id in zip(
-                    reversed(events[kept:]), reversed(event_ids[kept:]), strict=True
-                )
+            try:
+                batch = self._batch_of(events, attribution, refused)
+            except BaseException:
+                self._pending.extendleft(reversed(events))  # nothing lost, whatever failed
+                raise
+            if batch is not None:
+                return batch
+        return None
+
+    def _batch_of(
+        self,
+        events: list[QueuedEvent],
+        attribution: Attribution | None,
+        refused: list[Unencodable],
+    ) -> Batch | None:
+        """One batch from ``events`` (popped from pending); what does not fit is put back."""
+        event_ids = settle_event_ids(events)
+        documents = [
+            event_document(event, event_id, attribution)
+            for event, event_id in zip(events, event_ids, strict=True)
+        ]
+        batch_id = new_random_ids(1)[0]
+        body = self._encode_within_limit(batch_id, events, event_ids, documents, refused)
+        kept = len(documents)
+        # Ids are settled once: an event put back keeps the id it was given here.
+        self._pending.extendleft(
+            event._replace(event_id=event_id, id_seed=None)
+            for event, event_id in zip(
+                reversed(events[kept:]), reversed(event_ids[kept:]), strict=True
             )
-            if body is not None:
-                return Batch(batch_id, event_ids[:kept], documents, body)
+        )
+        if body is not None:
+            return Batch(batch_id, event_ids[:kept], documents, body)
         return None
 
     def _encode_within_limit(
@@ -178,11 +222,12 @@ class Outbox:
             del events[index]
             del documents[index]
             self._count -= 1
+            self._rejected += 1
 
         while documents:
             try:
                 body = encode_batch(batch_id, documents)
-            except (TypeError, ValueError):
+            except Exception:
                 # Validation makes this unreachable; should it ever be reached, the
                 # offending event is refused alone rather than the batch being stuck.
                 refuse(_first_unencodable(documents), "could not be encoded as JSON")
@@ -211,16 +256,23 @@ class Outbox:
             self._ready.extendleft(reversed(parts))
             self._changed.notify_all()
 
-    def settle(self, batch: Batch) -> None:
-        """A batch that is done with: delivered, or refused for good."""
+    def settle(self, batch: Batch, rejected: int = 0) -> None:
+        """A batch that is done with: ``rejected`` of its events refused, the rest delivered."""
         with self._lock:
             self._in_flight.discard(batch)
             self._count -= len(batch)
+            self._delivered += len(batch) - rejected
+            self._rejected += rejected
             self._changed.notify_all()
 
     def wait_for_others(self, timeout: float) -> bool:
-        """Wait while other senders have batches in flight; False when there are none."""
+        """Wait while other senders have batches in flight; False when nothing is left.
+
+        True at once when something became claimable since the caller last looked.
+        """
         with self._lock:
+            if self._ready or self._pending:
+                return True
             if not self._in_flight:
                 return False
             self._changed.wait(timeout)
@@ -231,6 +283,6 @@ def _first_unencodable(documents: list[dict[str, Any]]) -> int:
     for index, document in enumerate(documents):
         try:
             encode_batch("", [document])
-        except (TypeError, ValueError):
+        except Exception:
             return index
     return 0

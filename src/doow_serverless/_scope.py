@@ -24,8 +24,8 @@ class InvocationScope:
         self._sequence = itertools.count()
 
     def next_seed(self) -> str:
-        # next() on itertools.count is atomic under the GIL: threads a handler starts
-        # within one invocation still get distinct sequence numbers.
+        # next() on itertools.count is atomic under the GIL: threads sharing the scope
+        # still get distinct sequence numbers.
         return f"{self.invocation_id}:{next(self._sequence)}"
 
 
@@ -34,11 +34,30 @@ current_scope: ContextVar[InvocationScope | None] = ContextVar(
 )
 
 
+class _ProcessScope:
+    """The scope of a process that runs one invocation at a time (AWS Lambda).
+
+    Threads the handler starts do not inherit its ContextVar; there, events fall back to
+    this scope, so a retried invocation derives their ids too.
+    """
+
+    current: InvocationScope | None = None
+
+
+process_scope = _ProcessScope()
+
+
 @contextmanager
-def invocation_scope(invocation_id: str) -> Iterator[InvocationScope]:
+def invocation_scope(
+    invocation_id: str, *, process_wide: bool = False
+) -> Iterator[InvocationScope]:
     scope = InvocationScope(invocation_id)
     token = current_scope.set(scope)
+    if process_wide:
+        process_scope.current = scope
     try:
         yield scope
     finally:
         current_scope.reset(token)
+        if process_wide:
+            process_scope.current = None

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar, overload
 from . import _constants as C
 from ._config import UNSET, Maybe, TrackerConfig, key_hint, redact, resolve_config
 from ._deadline import Deadline
-from ._delivery import ClientRefused, Delivered, Outcome, Refused, TooLarge, send_batch
+from ._delivery import (
+    ClientRefused,
+    Delivered,
+    Outcome,
+    Refused,
+    TooLarge,
+    Unsent,
+    send_batch,
+)
 from ._errors import (
     DoowAuthError,
     DoowConfigError,
@@ -38,9 +46,9 @@ from ._events import (
     parse_timestamp,
     quantity_problem,
 )
-from ._outbox import Batch, Outbox, Unencodable
+from ._outbox import CLOSED, FULL, Batch, Outbox, Unencodable
 from ._runtime import detect_platform
-from ._scope import current_scope
+from ._scope import current_scope, process_scope
 from ._transport import HttpxTransport, Transport
 from ._wire import canonical_uuid
 
@@ -175,7 +183,7 @@ class DoowTracker:
         self._start_worker = self._platform is None
         self._stopped: DoowDeliveryError | None = None  # why sending stopped for good
         self._not_before = 0.0
-        self._counts = {"delivered": 0, "rejected": 0, "dropped": 0, "invalid": 0}
+        self._counts = {"dropped": 0, "invalid": 0}
         self._dropped_unreported = 0
         self._background_stalled = False
 
@@ -280,7 +288,7 @@ class DoowTracker:
                     )
                 id_seed = "key:" + idempotency_key
             else:
-                scope = current_scope.get()
+                scope = current_scope.get() or process_scope.current
                 if scope is not None:
                     id_seed = scope.next_seed()
         except DoowValidationError as error:
@@ -290,9 +298,6 @@ class DoowTracker:
             self._report(error)
             return
 
-        if self._closed:
-            self._drop(1, "the tracker is shut down")
-            return
         event = _new_event(
             QueuedEvent,
             (
@@ -312,11 +317,16 @@ class DoowTracker:
         if self._start_worker:
             self._ensure_worker()
         queued = self._outbox.put(event)
-        if queued < 0 and self._worker is not None and self._sender_healthy():
+        if queued == FULL and self._worker is not None and self._sender_healthy():
             self._worker.wake()
             queued = self._outbox.put_waiting(event, FULL_QUEUE_WAIT_S)
         if queued < 0:
-            self._drop(1, f"the queue holds max_queue_size={self._config.max_queue_size} events")
+            self._drop(
+                1,
+                "the tracker is shut down"
+                if queued == CLOSED
+                else f"the queue holds max_queue_size={self._config.max_queue_size} events",
+            )
             return
         if queued >= self._flush_at and self._worker is not None:
             self._worker.wake()
@@ -334,7 +344,7 @@ class DoowTracker:
         budget = self._config.timeout if timeout is None else timeout
         if isinstance(budget, bool) or not isinstance(budget, (int, float)) or math.isnan(budget):
             raise DoowConfigError(f"flush timeout must be a number of seconds, got {budget!r}")
-        deadline = Deadline(budget)
+        deadline = Deadline(_seconds(budget))
         if not self._enabled:
             return FlushResult(0, 0, 0, 0.0)
         self._report_dropped()
@@ -359,13 +369,19 @@ class DoowTracker:
                 if self._outbox.wait_for_others(deadline.remaining()):
                     continue
                 break
-            outcome = send_batch(
-                batch,
-                config=self._config,
-                transport=self._transport,
-                deadline=deadline,
-                sleep=self._closing_wait,
-            )
+            try:
+                outcome: Outcome = send_batch(
+                    batch,
+                    config=self._config,
+                    transport=self._transport,
+                    deadline=deadline,
+                    sleep=self._closing_wait,
+                )
+            except Exception as exc:
+                # A bug below, or a library error no one foresaw: the batch is kept for the
+                # next flush, never stranded in flight, and nothing reaches the caller.
+                logger.debug("doow-serverless: sending failed unexpectedly", exc_info=True)
+                outcome = Unsent(f"unexpected {type(exc).__name__} while sending", 1)
             step = self._settle(batch, outcome)
             delivered += step.delivered
             rejected += step.rejected
@@ -382,9 +398,8 @@ class DoowTracker:
     def _settle(self, batch: Batch, outcome: Outcome) -> _Step:
         """Account for how one batch's sending ended; report what must be reported."""
         if isinstance(outcome, Delivered):
-            self._outbox.settle(batch)
+            self._outbox.settle(batch, rejected=len(outcome.rejections))
             accepted = len(batch) - len(outcome.rejections)
-            self._count("delivered", accepted)
             if not outcome.rejections:
                 return _Step(accepted, 0)
             return _Step(
@@ -402,7 +417,7 @@ class DoowTracker:
             if len(batch) > 1:
                 self._outbox.replace(batch, batch.halves())
                 return _Step(0, 0)
-            self._outbox.settle(batch)
+            self._outbox.settle(batch, rejected=1)
             only = batch.event_ids[0]
             return _Step(
                 0,
@@ -415,7 +430,7 @@ class DoowTracker:
                 ),
             )
         if isinstance(outcome, Refused):
-            self._outbox.settle(batch)
+            self._outbox.settle(batch, rejected=len(batch))
             return _Step(
                 0,
                 len(batch),
@@ -444,7 +459,6 @@ class DoowTracker:
     def _rejected(
         self, batch: Batch, rejections: list[Rejection], status: int, message: str
     ) -> DoowRejectedError:
-        self._count("rejected", len(rejections))
         error = DoowRejectedError(
             message, rejections=rejections, status=status, batch_id=batch.batch_id
         )
@@ -457,7 +471,8 @@ class DoowTracker:
             if self._closed:
                 return FlushResult(0, 0, len(self._outbox), 0.0)
             self._closed = True
-        deadline = Deadline(timeout)
+        self._outbox.close()
+        deadline = Deadline(_seconds(timeout))
         worker = self._worker
         if worker is not None:
             worker.stop(0)
@@ -589,15 +604,17 @@ class DoowTracker:
         return decorator if function is None else decorator(function)
 
     def stats(self) -> TrackerStats:
+        """Always consistent: ``tracked == delivered + rejected + pending``."""
+        queued = self._outbox.counts()
         with self._lock:
-            counts = dict(self._counts)
+            dropped, invalid = self._counts["dropped"], self._counts["invalid"]
         return TrackerStats(
-            tracked=self._outbox.accepted,
-            delivered=counts["delivered"],
-            rejected=counts["rejected"],
-            dropped=counts["dropped"],
-            invalid=counts["invalid"],
-            pending=len(self._outbox),
+            tracked=queued.accepted,
+            delivered=queued.delivered,
+            rejected=queued.rejected,
+            dropped=dropped,
+            invalid=invalid,
+            pending=queued.pending,
         )
 
     @property
@@ -660,7 +677,6 @@ class DoowTracker:
         return self._stopped or error
 
     def _refuse_oversized(self, refused: list[Unencodable]) -> DoowRejectedError:
-        self._count("rejected", len(refused))
         error = DoowRejectedError(
             f"{len(refused)} event(s) that can never be sent were refused locally: "
             f"{refused[0].reason}",
@@ -692,13 +708,29 @@ class DoowTracker:
             self._counts[name] += amount
 
     def _report(self, error: DoowError, level: int = logging.WARNING) -> None:
-        logger.log(level, "doow-serverless: %s", redact(str(error), self._config.api_key))
+        text = str(error)
+        safe = redact(text, self._config.api_key)
+        if safe != text:  # e.g. a server echoing the key: on_error must not see it either
+            error.args = (safe,)
+        logger.log(level, "doow-serverless: %s", safe)
         if self._on_error is None:
             return
         try:
             self._on_error(error)
         except Exception:
             logger.exception("doow-serverless: the on_error callback raised")
+
+    def _forget_parent_state(self) -> None:
+        self._lock = threading.Lock()
+        self._outbox = Outbox(self._config.max_queue_size)
+        self._counts = {"dropped": 0, "invalid": 0}
+        self._dropped_unreported = 0
+        self._closing = threading.Event()
+        self._worker = None
+        self._start_worker = self._platform is None and not self._closed
+        forget = getattr(self._transport, "forget_after_fork", None)
+        if forget is not None:
+            forget()
 
     def _sender_healthy(self) -> bool:
         """Whether waiting for the background sender to free space can help."""
@@ -723,6 +755,11 @@ class DoowTracker:
             self._start_worker = False
 
 
+def _seconds(value: float) -> float:
+    """A budget as a wait may take it: not negative, not beyond what threads can wait."""
+    return min(max(float(value), 0.0), threading.TIMEOUT_MAX)
+
+
 def _checked_event_id(value: object) -> str:
     if type(value) is not str and type(value).__name__ == "UUID":
         value = str(value)
@@ -739,6 +776,8 @@ def _copy_metadata(value: object) -> dict[str, Any]:
         )
     try:
         encoded = _json.encode(dict(value)).encode("utf-8")
+    except RecursionError:
+        raise DoowValidationError("metadata", "is nested too deeply to send") from None
     except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
         raise DoowValidationError("metadata", f"must be JSON-serializable: {exc}") from None
     if len(encoded) > C.MAX_METADATA_BYTES:
@@ -766,6 +805,20 @@ def _enable_debug_logging() -> None:
 
 
 _live_trackers: weakref.WeakSet[DoowTracker] = weakref.WeakSet()
+
+
+def _forget_parent_state() -> None:
+    """In a child made by fork(): the queue, threads and sockets are the parent's.
+
+    Events queued before the fork belong to the parent, which sends them; were the child
+    to send its copy too, events without a given id would be billed twice.
+    """
+    for tracker in list(_live_trackers):
+        tracker._forget_parent_state()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parent_state)
 
 
 @atexit.register

@@ -33,6 +33,7 @@ class Answer(NamedTuple):
     status: int
     headers: Mapping[str, str]  # names in lower case
     body: bytes  # at most MAX_RESPONSE_BYTES
+    complete: bool = True  # False when the body was cut at the size cap or the deadline
 
 
 class NetworkError(Exception):
@@ -69,6 +70,11 @@ class HttpxTransport:
         self._lock = threading.Lock()
         self._closed = False
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: the client's sockets are the parent's; build a new one later."""
+        self._client = None
+        self._lock = threading.Lock()
+
     def prepare(self) -> None:
         """Import httpx and build the client now (for example during a function's init phase)."""
         self._get_client()
@@ -97,33 +103,55 @@ class HttpxTransport:
             return self._client
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Answer:
-        import httpx  # noqa: PLC0415 - already imported by _get_client; this is a dict lookup
-
-        client = self._get_client()
         started = time.monotonic()
-        _deadline.at = started + timeout
+        _deadline.at = started + timeout  # building the client, the first time, counts too
+        try:
+            client = self._get_client()
+            return self._post(
+                client, url, body=body, headers=headers, timeout=timeout, started=started
+            )
+        finally:
+            _deadline.at = None
+
+    def _post(
+        self,
+        client: httpx.Client,
+        url: str,
+        *,
+        body: bytes,
+        headers: Mapping[str, str],
+        timeout: float,
+        started: float,
+    ) -> Answer:
+        import httpx  # noqa: PLC0415 - already imported by _get_client; a dict lookup
+
         try:
             with client.stream(
                 "POST", url, content=body, headers=dict(headers), timeout=httpx.Timeout(timeout)
             ) as response:
                 chunks: list[bytes] = []
                 size = 0
+                complete = True
                 for chunk in response.iter_bytes():
                     chunks.append(chunk)
                     size += len(chunk)
-                    if size >= MAX_RESPONSE_BYTES or time.monotonic() - started > timeout:
+                    if size > MAX_RESPONSE_BYTES or time.monotonic() - started > timeout:
+                        complete = False
                         break
                 return Answer(
                     status=response.status_code,
                     headers={name.lower(): value for name, value in response.headers.items()},
                     body=b"".join(chunks)[:MAX_RESPONSE_BYTES],
+                    complete=complete,
                 )
         except httpx.TimeoutException as exc:
             raise NetworkError(_describe(exc), timed_out=True) from None
         except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
             raise NetworkError(_describe(exc)) from None
-        finally:
-            _deadline.at = None
+        except Exception as exc:
+            # Not a network failure httpx knows (a closed client, an encoding problem):
+            # its text may quote request headers, so only its type is passed on.
+            raise NetworkError(f"{type(exc).__name__} while sending") from None
 
     def close(self) -> None:
         with self._lock:

@@ -147,29 +147,36 @@ def sanitize_server_text(text: object) -> str:
     return cleaned[:MAX_SERVER_TEXT]
 
 
-def read_rejections(body: bytes) -> list[Rejection]:
-    """The rejected events of a 207 answer, in either form the official servers use.
+def read_rejections(body: bytes, event_ids: Sequence[str]) -> list[Rejection] | None:
+    """The events of a batch that a 207 answer rejects; None when the answer is unreadable.
 
+    Either form the official servers use is read:
     ``{"accepted": [...], "rejected": [{"event_id", "reason"}]}`` or
     ``{"accepted": n, "rejected": n, "rejections": [{"event_id", "reason"}]}``.
+    Only ids of events in the batch count, each once: a server cannot make the client
+    count an event twice, or one it never sent.
     """
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return []
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
     if not isinstance(document, dict):
-        return []
+        return None
     listed = document.get("rejections")
     if not isinstance(listed, list):
         listed = document.get("rejected")
     if not isinstance(listed, list):
-        return []
-    rejections = []
+        return None if listed is None and "accepted" not in document else []
+    in_batch = set(event_ids)
+    rejections: dict[str, Rejection] = {}
     for item in listed:
-        if isinstance(item, dict) and isinstance(item.get("event_id"), str):
+        if not isinstance(item, dict):
+            continue
+        event_id = canonical_uuid(item.get("event_id"))
+        if event_id in in_batch and event_id not in rejections:
             reason = sanitize_server_text(item.get("reason") or "rejected")
-            rejections.append(Rejection(item["event_id"], reason))
-    return rejections
+            rejections[event_id] = Rejection(event_id, reason)
+    return list(rejections.values())
 
 
 def read_error_message(body: bytes) -> str:

@@ -120,6 +120,7 @@ def _wrap(
             idempotency=mode,
             remaining=functools.partial(_remaining_seconds, context),
             policy=policy,
+            process_wide=True,  # Lambda runs one invocation per process at a time
         )
 
     return lambda_handler

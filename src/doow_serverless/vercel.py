@@ -607,8 +607,10 @@ class _ASGIApp(_Wrapped):
         finally:
             current_scope.reset(token)
             # After the app returned: its final body message, and any background task
-            # that ran after it, are done.
-            await runner.afinish(request)
+            # that ran after it, are done. A held response was flushed already: a second
+            # flush would spend the budget again (events left go at the next request).
+            if not (isinstance(send, _HeldEnd) and send.flushed):
+                await runner.afinish(request)
 
 
 def _asgi_header(scope: Mapping[str, Any], name: bytes) -> str | None:
@@ -628,13 +630,14 @@ class _HeldEnd:
     response on its own.
     """
 
-    __slots__ = ("_request", "_runner", "_send", "_start")
+    __slots__ = ("_request", "_runner", "_send", "_start", "flushed")
 
     def __init__(self, send: ASGISend, runner: _Runner, request: _Request) -> None:
         self._send = send
         self._runner = runner
         self._request = request
         self._start: ASGIMessage | None = None
+        self.flushed = False
 
     async def __call__(self, message: ASGIMessage) -> None:
         kind = message.get("type")
@@ -643,6 +646,7 @@ class _HeldEnd:
             return
         if kind == "http.response.body" and not message.get("more_body", False):
             await self._runner.aflush_now(self._request)
+            self.flushed = True
         if self._start is not None:
             start, self._start = self._start, None
             await self._send(start)

@@ -202,21 +202,44 @@ def test_halves_keep_event_ids_and_get_new_batch_ids() -> None:
     assert len({batch.batch_id, left.batch_id, right.batch_id}) == 3
 
 
+IDS = [str(uuid.UUID(int=n)) for n in (1, 2, 3)]
+
+
 @pytest.mark.parametrize(
     "body",
     [
-        {"accepted": ["a"], "rejected": [{"event_id": "b", "reason": "unknown license"}]},
+        {"accepted": [IDS[0]], "rejected": [{"event_id": IDS[1], "reason": "unknown license"}]},
         {
             "accepted": 1,
             "rejected": 1,
             "batch_id": "x",
-            "rejections": [{"event_id": "b", "reason": "unknown license"}],
+            "rejections": [{"event_id": IDS[1], "reason": "unknown license"}],
         },
     ],
 )
 def test_207_bodies_are_read_in_either_form(body: dict[str, Any]) -> None:
-    rejections = read_rejections(json.dumps(body).encode())
-    assert [(item.event_id, item.reason) for item in rejections] == [("b", "unknown license")]
+    rejections = read_rejections(json.dumps(body).encode(), IDS)
+    assert rejections is not None
+    assert [(item.event_id, item.reason) for item in rejections] == [(IDS[1], "unknown license")]
+
+
+def test_207_rejections_count_only_events_of_the_batch_once_each() -> None:
+    foreign = str(uuid.UUID(int=99))
+    body = {
+        "rejections": [
+            {"event_id": IDS[1], "reason": "a"},
+            {"event_id": IDS[1], "reason": "again"},
+            {"event_id": foreign, "reason": "not ours"},
+            {"event_id": "\x1b[31mforged\nline", "reason": "x"},
+        ]
+    }
+    rejections = read_rejections(json.dumps(body).encode(), IDS)
+    assert [item.event_id for item in rejections or []] == [IDS[1]]
+
+
+@pytest.mark.parametrize("body", [b"", b"not json", b"[1]", b'{"message": "partial"}'])
+def test_an_unreadable_207_is_none_so_the_batch_is_sent_again(body: bytes) -> None:
+    assert read_rejections(body, IDS) is None
 
 
 def test_server_text_is_stripped_of_control_characters_and_cut() -> None:
