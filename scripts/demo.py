@@ -150,7 +150,7 @@ def main() -> int:
         stats = request_json(f"{url}/stats")
         stored, duplicates = stats["events_stored"], stats["duplicates"]
         print(f"\n   sent {expected}, stored {stored}, duplicates acknowledged {duplicates}")
-        say(f"Open the collector's page: {url}/")
+        say(f"The collector's page: {url}/")
         if stored != expected:
             print(f"   MISMATCH: expected {expected} events, found {stored}", file=sys.stderr)
             return 1
@@ -158,6 +158,8 @@ def main() -> int:
             print("   serving until Ctrl-C ...", flush=True)
             with contextlib.suppress(KeyboardInterrupt):
                 process.wait()
+        if not args.keep:
+            print("   (it stops with the demo: `make demo DEMO_ARGS=--keep` keeps it up)")
         print("\nDemo complete: every event arrived exactly once.")
         return 0
     finally:

@@ -61,19 +61,38 @@ def resolve_flush_policy(
     """Arguments (seconds) beat the environment (milliseconds), which beats the defaults."""
     environ = os.environ if environ is None else environ
     return FlushPolicy(
+        # A zero flush timeout would never send anything; a zero reserve is a choice.
         flush_timeout=_seconds(
-            "flush_timeout", flush_timeout, environ, ENV_FLUSH_TIMEOUT, DEFAULT_FLUSH_TIMEOUT_S
+            "flush_timeout",
+            flush_timeout,
+            environ,
+            ENV_FLUSH_TIMEOUT,
+            DEFAULT_FLUSH_TIMEOUT_S,
+            allow_zero=False,
         ),
-        reserve=_seconds("reserve", reserve, environ, ENV_FLUSH_RESERVE, DEFAULT_FLUSH_RESERVE_S),
+        reserve=_seconds(
+            "reserve", reserve, environ, ENV_FLUSH_RESERVE, DEFAULT_FLUSH_RESERVE_S, allow_zero=True
+        ),
     )
 
 
 def _seconds(
-    argument: str, value: float | None, environ: Mapping[str, str], variable: str, default: float
+    argument: str,
+    value: float | None,
+    environ: Mapping[str, str],
+    variable: str,
+    default: float,
+    *,
+    allow_zero: bool,
 ) -> float:
+    bound = ">= 0" if allow_zero else "> 0"
+
+    def minimum_ok(number: float) -> bool:
+        return number >= 0 if allow_zero else number > 0
+
     if value is not None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise DoowConfigError(f"{argument} must be a number of seconds >= 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not minimum_ok(value):
+            raise DoowConfigError(f"{argument} must be a number of seconds {bound}, got {value!r}")
         if not math.isfinite(value):
             raise DoowConfigError(f"{argument} must be finite, got {value!r}")
         return float(value)
@@ -84,10 +103,11 @@ def _seconds(
         millis = float(text)
     except ValueError:
         millis = -1.0
-    if not (math.isfinite(millis) and millis >= 0):
+    if not (math.isfinite(millis) and minimum_ok(millis)):
         logger.warning(
-            "doow-serverless: %s must be a number of milliseconds >= 0, got %r; using %s ms",
+            "doow-serverless: %s must be a number of milliseconds %s, got %r; using %s ms",
             variable,
+            bound,
             text[:40],
             int(default * 1000),
         )

@@ -69,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--timeout", type=float, default=30.0, help="seconds the final flush may take (30)"
     )
+    send.add_argument(
+        "--idempotency-prefix",
+        metavar="TEXT",
+        help=(
+            "derive each line's event id from TEXT and its line number (lines that carry no "
+            "event_id or idempotency_key), so sending the same input again counts nothing twice"
+        ),
+    )
     send.add_argument("--debug", action="store_true", help="debug logging on stderr")
     send.set_defaults(run=run_send)
 
@@ -104,7 +112,8 @@ def run_send(args: argparse.Namespace, stdin: IO[str] | None = None) -> int:
     for number, line in enumerate(stdin or sys.stdin, start=1):
         if not line.strip():
             continue
-        problem = _track_line(tracker, line)
+        key = f"{args.idempotency_prefix}:{number}" if args.idempotency_prefix else None
+        problem = _track_line(tracker, line, key)
         if problem is None:
             accepted += 1
         else:
@@ -122,7 +131,7 @@ def run_send(args: argparse.Namespace, stdin: IO[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def _track_line(tracker: Any, line: str) -> str | None:
+def _track_line(tracker: Any, line: str, idempotency_key: str | None) -> str | None:
     try:
         document = json.loads(line)
     except ValueError as exc:
@@ -136,6 +145,8 @@ def _track_line(tracker: Any, line: str) -> str | None:
     if missing:
         return f"missing {', '.join(missing)}"
     arguments = {_EVENT_FIELDS[name]: value for name, value in document.items()}
+    if idempotency_key and "event_id" not in arguments and "idempotency_key" not in arguments:
+        arguments["idempotency_key"] = idempotency_key
     try:
         tracker.track(**arguments)
     except DoowValidationError as exc:

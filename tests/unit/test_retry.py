@@ -81,3 +81,12 @@ def test_flush_policy_from_arguments_and_environment() -> None:
     assert resolve_flush_policy(None, None, environ) == FlushPolicy(0.8, 0.1)
     assert resolve_flush_policy(1.5, 0.05, environ) == FlushPolicy(1.5, 0.05)
     assert resolve_flush_policy(None, None, {"DOOW_TRACK_FLUSH_TIMEOUT": "x"}).flush_timeout == 2.0
+
+
+def test_a_zero_flush_timeout_is_refused_but_a_zero_reserve_is_allowed() -> None:
+    from doow_serverless import DoowConfigError
+
+    with pytest.raises(DoowConfigError, match="flush_timeout must be a number of seconds > 0"):
+        resolve_flush_policy(0, None, {})
+    assert resolve_flush_policy(None, 0, {}).reserve == 0
+    assert resolve_flush_policy(None, None, {"DOOW_TRACK_FLUSH_TIMEOUT": "0"}).flush_timeout == 2.0

@@ -102,7 +102,12 @@ class CollectorHTTPServer(ThreadingHTTPServer):
             )
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], OSError):  # the client reset or timed out
+        error = sys.exc_info()[1]
+        # The client reset or timed out, or a "reset" fault closed the socket under the
+        # handler (http.server then flushes a closed file).
+        if isinstance(error, OSError) or (
+            isinstance(error, ValueError) and "closed file" in str(error)
+        ):
             logger.debug("connection from %s ended: %s", client_address[0], sys.exc_info()[1])
         else:
             logger.exception("unexpected error on a connection from %s", client_address[0])

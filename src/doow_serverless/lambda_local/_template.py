@@ -83,7 +83,12 @@ class FunctionSpec:
 
 def load_template(path: str | Path) -> dict[str, Any]:
     """The template as plain data; CloudFormation's short tags become their long forms."""
-    import yaml  # noqa: PLC0415 - only the invoke command and the check need it
+    try:
+        import yaml  # noqa: PLC0415 - only the invoke command and the check need it
+    except ImportError:
+        raise TemplateError(
+            "reading template.yaml needs PyYAML: pip install 'doow-serverless[lambda-local]'"
+        ) from None
 
     class Loader(yaml.SafeLoader):
         pass
