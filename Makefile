@@ -123,7 +123,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[bench]'
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-* .mypy_cache .ruff_cache .pytest_cache .demo .bench .sam .aws-sam
