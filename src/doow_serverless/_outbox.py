@@ -17,7 +17,14 @@ from typing import Any, NamedTuple
 
 from ._constants import GZIP_MIN_BYTES, MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 from ._events import Attribution, QueuedEvent
-from ._wire import compress, encode_batch, event_document, new_random_ids, settle_event_ids
+from ._wire import (
+    compress,
+    encode_batch,
+    event_document,
+    new_random_id,
+    new_random_ids,
+    settle_event_ids,
+)
 
 
 class Batch:
@@ -188,7 +195,7 @@ class Outbox:
             event_document(event, event_id, attribution)
             for event, event_id in zip(events, event_ids, strict=True)
         ]
-        batch_id = new_random_ids(1)[0]
+        batch_id = new_random_id()
         body = self._encode_within_limit(batch_id, events, event_ids, documents, refused)
         kept = len(documents)
         # Ids are settled once: an event put back keeps the id it was given here.

@@ -351,10 +351,6 @@ class DoowTracker:
         delivered = rejected = 0
         rejection: DoowRejectedError | None = None
         error: DoowError | None = self._blocked_reason()
-        if error is None and len(self._outbox):
-            # Build the HTTP client (the first time: importing httpx takes ~80 ms) inside
-            # the budget, before any request timeout is computed from what is left.
-            self.prepare()
         while error is None:
             if deadline.expired():
                 if len(self._outbox):
@@ -364,7 +360,11 @@ class DoowTracker:
             batch = self._outbox.claim(self._config.attribution, refused)
             if refused:
                 rejected += len(refused)
-                rejection = self._refuse_oversized(refused)
+                rejection = self._rejected(
+                    [Rejection(item.event_id, item.reason) for item in refused],
+                    f"{len(refused)} event(s) that can never be sent were refused locally: "
+                    f"{refused[0].reason}",
+                )
             if batch is None:
                 if self._outbox.wait_for_others(deadline.remaining()):
                     continue
@@ -406,11 +406,11 @@ class DoowTracker:
                 accepted,
                 len(outcome.rejections),
                 rejection=self._rejected(
-                    batch,
                     outcome.rejections,
-                    207,
                     f"the server refused {len(outcome.rejections)} of {len(batch)} events in "
                     f"batch {batch.batch_id}: {_summarize(outcome.rejections)}",
+                    status=207,
+                    batch=batch,
                 ),
             )
         if isinstance(outcome, TooLarge):
@@ -423,10 +423,10 @@ class DoowTracker:
                 0,
                 1,
                 rejection=self._rejected(
-                    batch,
                     [Rejection(only, "too large (413)")],
-                    413,
                     f"the server refused event {only} as too large (413)",
+                    status=413,
+                    batch=batch,
                 ),
             )
         if isinstance(outcome, Refused):
@@ -435,11 +435,11 @@ class DoowTracker:
                 0,
                 len(batch),
                 rejection=self._rejected(
-                    batch,
                     [Rejection(event_id, outcome.message) for event_id in batch.event_ids],
-                    outcome.status,
                     f"the server refused batch {batch.batch_id} of {len(batch)} events for "
                     f"good (HTTP {outcome.status}): {outcome.message}",
+                    status=outcome.status,
+                    batch=batch,
                 ),
             )
         self._outbox.release(batch)
@@ -457,10 +457,19 @@ class DoowTracker:
         return _Step(0, 0, error=error)
 
     def _rejected(
-        self, batch: Batch, rejections: list[Rejection], status: int, message: str
+        self,
+        rejections: list[Rejection],
+        message: str,
+        *,
+        status: int | None = None,
+        batch: Batch | None = None,
     ) -> DoowRejectedError:
+        """Report events refused for good (the outbox has counted them)."""
         error = DoowRejectedError(
-            message, rejections=rejections, status=status, batch_id=batch.batch_id
+            message,
+            rejections=rejections,
+            status=status,
+            batch_id=None if batch is None else batch.batch_id,
         )
         self._report(error)
         return error
@@ -675,15 +684,6 @@ class DoowTracker:
         if first:
             self._report(error, level=logging.ERROR)
         return self._stopped or error
-
-    def _refuse_oversized(self, refused: list[Unencodable]) -> DoowRejectedError:
-        error = DoowRejectedError(
-            f"{len(refused)} event(s) that can never be sent were refused locally: "
-            f"{refused[0].reason}",
-            rejections=[Rejection(item.event_id, item.reason) for item in refused],
-        )
-        self._report(error)
-        return error
 
     def _drop(self, count: int, why: str) -> None:
         with self._lock:

@@ -142,3 +142,16 @@ def test_the_connection_is_kept_alive_across_flushes(
         assert tracker.flush(timeout=5).pending == 0
     stats = collector.stats()
     assert (stats["requests"], stats["connections"]) == (10, 1)
+
+
+def test_the_first_flush_builds_its_client_inside_the_budget(
+    collector: Collector, make_tracker: MakeTracker
+) -> None:
+    collector.set_faults({"then": {"action": "hang"}})
+    tracker = make_tracker()  # its HTTP client is not built yet
+    track_many(tracker, 1)
+    started = time.monotonic()
+    result = tracker.flush(timeout=0.4)
+    assert time.monotonic() - started <= 0.4 + TOLERANCE_S
+    assert result.pending == 1
+    collector.clear_faults()
