@@ -125,5 +125,13 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[bench]'
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python bench/run.py $(BENCH_ARGS)
 
+# The fault campaigns at full size, rewriting docs/reliability*.md (`make test` runs them
+# small): about 4 min for Lambda, 1.5 min each for Vercel and Azure.
+.PHONY: reliability
+reliability: $(STAMP) $(VERCEL_STAMP) $(AZURE_STAMP)
+	$(BIN)/python -m scripts.campaign.lambda_campaign --invocations 1000 --seed 1 --report docs/reliability.md
+	$(BIN)/python -m scripts.campaign.vercel_campaign --requests 300 --seed 1 --report docs/reliability-vercel.md
+	$(BIN)/python -m scripts.campaign.azure_campaign --invocations 300 --seed 1 --report docs/reliability-azure.md
+
 clean:
 	rm -rf $(VENV) .venv-* .mypy_cache .ruff_cache .pytest_cache .demo .bench .sam .aws-sam

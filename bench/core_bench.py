@@ -302,6 +302,13 @@ def run(quick: bool = False) -> str:
             "collector in another process; throughput runs each SDK with its defaults in a "
             "long-running process, from the first `track()` to the end of `shutdown()`, and "
             "counts what the collector stored.",
+            "",
+            "Reading these figures: this is a 2-vCPU VM with noisy neighbours, and one run is "
+            "one sample; across runs `track()` has measured 2.7–2.8 µs (5.6–5.8× faster, so "
+            "the ≤ 2 µs and ≥ 6× targets are not met here), import time 33–49 ms and "
+            "collector ingest 36,000–75,000 events/s. Flush CPU per event is about "
+            "doow-track's: both spend it in JSON encoding and gzip; what differs is that "
+            "doow-serverless bounds the time and keeps ids stable, not that it encodes faster.",
         ]
     )
 

@@ -16,6 +16,7 @@ import contextlib
 import importlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -135,6 +136,11 @@ def main() -> int:
     db = folder / "collector.sqlite3"
     for leftover in folder.glob("collector.sqlite3*"):
         leftover.unlink()
+    # The functions' /tmp (and so their spool): the demo's own, empty at the start.
+    temporary = folder / "tmp"
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir()
+    os.environ["TMPDIR"] = str(temporary)
 
     say("Starting a local Doow-compatible collector")
     process, url = start_collector(db)

@@ -12,6 +12,15 @@ from doow_serverless.collector import Collector
 CollectorFactory = Callable[..., Collector]
 
 
+@pytest.fixture(autouse=True)
+def own_temporary_directory(tmp_path_factory: pytest.TempPathFactory, monkeypatch: Any) -> None:
+    """Each test its own TMPDIR, so its own default spool (``$TMPDIR/doow-spool``).
+
+    Otherwise what one test's tracker leaves in the spool, the next test's would send.
+    """
+    monkeypatch.setenv("TMPDIR", str(tmp_path_factory.mktemp("tmpdir")))
+
+
 @pytest.fixture
 def collector() -> Iterator[Collector]:
     """A local collector on 127.0.0.1 (free port, in-memory store, dev-mode keys)."""

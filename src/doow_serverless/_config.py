@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import NamedTuple, TypeAlias, TypeVar
@@ -51,6 +52,11 @@ class TrackerConfig(NamedTuple):
     compression: bool
     attribution: Attribution | None
     allow_http: bool
+    # Where batches are written before they are sent; None: no spool.
+    spool_dir: str | None
+    spool_max_bytes: int
+    # Whether events that can be neither delivered nor spooled are written to stdout.
+    log_unsent: bool
     # Why sending is impossible (no key, an endpoint refused): events are kept and the
     # reason is reported at each flush, instead of raising into user code at import.
     send_blocker: str | None
@@ -136,7 +142,13 @@ def resolve_config(
     compression: Maybe[str | None] = UNSET,
     attribution: Maybe[Mapping[str, object] | None] = UNSET,
     allow_http: Maybe[bool] = UNSET,
+    spool: Maybe[str | os.PathLike[str] | bool] = UNSET,
+    spool_max_bytes: Maybe[int] = UNSET,
+    log_unsent: Maybe[bool] = UNSET,
+    serverless: bool = False,
 ) -> TrackerConfig:
+    """``serverless``: the process runs on a serverless platform, where the spool is on
+    by default (elsewhere it is off unless asked for)."""
     env = _EnvReader(environ)
 
     allow_http_value = _explicit_bool("allow_http", allow_http)
@@ -210,6 +222,17 @@ def resolve_config(
         compression=_resolve_compression(compression, env),
         attribution=_resolve_attribution(attribution, env),
         allow_http=allow_http_value,
+        spool_dir=_resolve_spool_dir(spool, env, serverless),
+        spool_max_bytes=_pick(
+            "spool_max_bytes",
+            spool_max_bytes,
+            env,
+            C.ENV_SPOOL_MAX_BYTES,
+            parse=_parse_count(1),
+            default=C.DEFAULT_SPOOL_MAX_BYTES,
+            explicit_check=_count_check(1),
+        ),
+        log_unsent=_pick_bool("log_unsent", log_unsent, env, C.ENV_LOG_UNSENT, True),
         send_blocker="; ".join(send_blockers) or None,
         warnings=tuple(env.warnings),
     )
@@ -318,6 +341,42 @@ def _seconds_check(*, allow_zero: bool) -> Callable[[float], str | None]:
         return None
 
     return check
+
+
+def _pick_bool(
+    argument: str, explicit: Maybe[bool], env: _EnvReader, variable: str, default: bool
+) -> bool:
+    value = _explicit_bool(argument, explicit)
+    return env.boolean(variable, default) if value is None else value
+
+
+def _resolve_spool_dir(
+    explicit: Maybe[str | os.PathLike[str] | bool], env: _EnvReader, serverless: bool
+) -> str | None:
+    """True: the default directory; False: off; a path: that directory."""
+    if not isinstance(explicit, _Unset):
+        if explicit is True:
+            return default_spool_dir(env)
+        if explicit is False:
+            return None
+        if isinstance(explicit, (str, os.PathLike)) and os.fspath(explicit):
+            return os.fspath(explicit)
+        raise DoowConfigError(f"spool must be True, False or a directory, got {explicit!r}")
+    value = env.raw(C.ENV_SPOOL_DIR)
+    if value is None:
+        return default_spool_dir(env) if serverless else None
+    if value.lower() in _FALSE:
+        return None
+    return value
+
+
+def default_spool_dir(env: _EnvReader) -> str:
+    """``$TMPDIR/doow-spool``: ``/tmp`` is the one writable place on Lambda and Vercel.
+
+    The machine's temporary directory is the process's, whatever ``environ`` was given.
+    """
+    temporary = env.raw("TMPDIR") or os.environ.get("TMPDIR") or "/tmp"  # noqa: S108
+    return os.path.join(temporary, C.SPOOL_DIR_NAME)
 
 
 def _explicit_bool(argument: str, value: Maybe[bool]) -> bool | None:

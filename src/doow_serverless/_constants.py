@@ -26,6 +26,9 @@ DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_RETRY_COUNT = 3
 DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0
 GZIP_MIN_BYTES = 1024
+# Lambda gives a function 512 MB of /tmp by default; the spool takes at most an eighth.
+DEFAULT_SPOOL_MAX_BYTES = 64 * 1024 * 1024
+SPOOL_DIR_NAME = "doow-spool"
 
 # Bounds on what one event may carry.
 MAX_NAME_LENGTH = 256
@@ -52,6 +55,9 @@ ENV_RETRY_COUNT = "DOOW_TRACK_RETRY_COUNT"
 ENV_MAX_QUEUE_SIZE = "DOOW_TRACK_MAX_QUEUE_SIZE"
 ENV_COMPRESSION = "DOOW_TRACK_COMPRESSION"
 ENV_ALLOW_HTTP = "DOOW_TRACK_ALLOW_HTTP"
+ENV_SPOOL_DIR = "DOOW_TRACK_SPOOL_DIR"  # a directory, or "off"
+ENV_SPOOL_MAX_BYTES = "DOOW_TRACK_SPOOL_MAX_BYTES"
+ENV_LOG_UNSENT = "DOOW_TRACK_LOG_UNSENT"
 
 # Hosts where plain http:// is allowed without asking: this machine, and the
 # name Docker (and so `sam local`) gives the host from inside a container.

@@ -2,9 +2,10 @@
 
 A wrapper finds two things on its platform: the invocation's id and its remaining time.
 Everything else is here: the events tracked during the call get ids derived from the
-invocation id, and after the call (returned or raised) the tracker is flushed with a
-budget of ``min(flush_timeout, remaining - reserve)``. The flush never raises, and never
-replaces the handler's result or exception.
+invocation id, the call is watched (should it still run near its deadline, what it
+tracked is spooled before the kill, see ``_watch``), and after the call (returned or
+raised) the tracker is flushed with a budget of ``min(flush_timeout, remaining -
+reserve)``. The flush never raises, and never replaces the handler's result or exception.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ._constants import LOGGER_NAME
 from ._errors import DoowConfigError
 from ._scope import invocation_scope
 from ._tracker import DoowTracker, FlushResult
+from ._watch import unwatch, watch
 from ._wire import new_random_id
 
 if TYPE_CHECKING:
@@ -191,9 +193,11 @@ def call_with_flush(
     ``remaining`` is asked after the call, so the budget is what is really left.
     """
     with invocation_scope(scope_id(invocation_id, idempotency), process_wide=process_wide):
+        guard = watch(tracker, _remaining_quietly(remaining), policy.reserve)
         try:
             return call()
         finally:
+            unwatch(guard)
             flush_quietly(tracker, policy.budget(_remaining_quietly(remaining)))
 
 
@@ -220,9 +224,11 @@ async def acall_with_flush(
     the same loop keep being served while this one's events are sent.
     """
     with invocation_scope(scope_id(invocation_id, idempotency)):
+        guard = watch(tracker, _remaining_quietly(remaining), policy.reserve)
         try:
             return await call()
         finally:
+            unwatch(guard)
             await flush_off_loop(tracker, policy.budget(_remaining_quietly(remaining)))
 
 

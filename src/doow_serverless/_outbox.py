@@ -30,7 +30,18 @@ from ._wire import (
 class Batch:
     """Events with settled ids; encoded once, resent byte for byte under the same batch_id."""
 
-    __slots__ = ("_body", "_compressed", "batch_id", "documents", "event_ids")
+    __slots__ = (
+        "_body",
+        "_compressed",
+        "batch_id",
+        "documents",
+        "event_ids",
+        "recovered",
+        "saved",
+        "sealed",
+        "settled",
+        "spool_files",
+    )
 
     def __init__(
         self,
@@ -44,6 +55,20 @@ class Batch:
         self.documents = documents
         self._body = body
         self._compressed: bytes | None = None
+        # On disk in the spool, or written out as a log line: kept if the process dies.
+        self.saved = False
+        # The spool files (batch ids) that hold this batch's events.
+        self.spool_files: list[str] = []
+        # Sent at least once (or split from one that was): its id and events are fixed for
+        # good. A batch never sent may be combined with the next one into one request.
+        self.sealed = False
+        self.settled = False  # answered for, split, or combined: its files are not its own
+        self.recovered = False  # left by a dead process; not counted against the queue bound
+
+    @classmethod
+    def of_documents(cls, documents: list[dict[str, Any]]) -> Batch:
+        """A new batch of event documents whose ids are settled already."""
+        return cls(new_random_id(), [document["event_id"] for document in documents], documents)
 
     def __len__(self) -> int:
         return len(self.event_ids)
@@ -65,10 +90,29 @@ class Batch:
         """Two new batches, each with half the events; event ids are kept."""
         middle = len(self.documents) // 2
         left_id, right_id = new_random_ids(2)
-        return (
+        halves = (
             Batch(left_id, self.event_ids[:middle], self.documents[:middle]),
             Batch(right_id, self.event_ids[middle:], self.documents[middle:]),
         )
+        for half in halves:
+            half.sealed = True  # combined again, they would be refused as too large again
+            half.recovered = self.recovered
+        return halves
+
+    def combined(self, parts: Sequence[Batch]) -> Batch:
+        """One batch of this one's events and then those of ``parts`` (none of them sent)."""
+        every = [self, *parts]
+        batch = Batch(
+            new_random_id(),
+            [event_id for part in every for event_id in part.event_ids],
+            [document for part in every for document in part.documents],
+        )
+        batch.saved = all(part.saved for part in every)
+        batch.spool_files = [name for part in every for name in part.spool_files]
+        for part in every:  # the combined batch holds their files now
+            part.spool_files = []
+            part.settled = True
+        return batch
 
 
 FULL = -1
@@ -77,8 +121,11 @@ CLOSED = -2
 
 class Counts(NamedTuple):
     accepted: int
+    recovered: int
     delivered: int
     rejected: int
+    persisted: int
+    abandoned: int
     pending: int
 
 
@@ -109,15 +156,19 @@ class Outbox:
         self._closed = False
         # Where every queued event went; read together, under the lock, by counts().
         self._accepted = 0
+        self._recovered = 0
         self._delivered = 0
         self._rejected = 0
+        self._persisted = 0
+        self._abandoned = 0
+        self._recovered_waiting = 0  # recovered events not settled yet
 
     def put(self, event: QueuedEvent) -> int:
         """Queue an event; the events not yet in a batch, FULL, or CLOSED."""
         with self._lock:
             if self._closed:
                 return CLOSED
-            if self._count >= self._max_events:
+            if self._count - self._recovered_waiting >= self._max_events:
                 return FULL
             return self._append(event)
 
@@ -125,7 +176,8 @@ class Outbox:
         """Like :meth:`put`, but wait up to ``timeout`` seconds for a sender to free space."""
         with self._lock:
             ready = self._changed.wait_for(
-                lambda: self._closed or self._count < self._max_events, timeout
+                lambda: self._closed or self._count - self._recovered_waiting < self._max_events,
+                timeout,
             )
             if self._closed:
                 return CLOSED
@@ -140,9 +192,59 @@ class Outbox:
             self._changed.notify_all()
 
     def counts(self) -> Counts:
-        """Accepted, delivered, rejected and still pending, as one consistent reading."""
+        """Where every event went, as one consistent reading."""
         with self._lock:
-            return Counts(self._accepted, self._delivered, self._rejected, self._count)
+            return Counts(
+                self._accepted,
+                self._recovered,
+                self._delivered,
+                self._rejected,
+                self._persisted,
+                self._abandoned,
+                self._count,
+            )
+
+    def adopt(self, batches: Sequence[Batch]) -> None:
+        """Batches a dead process left behind: at the front, to be sent first.
+
+        They do not count against ``max_events``: new events are not dropped because a
+        process before this one could not deliver its own.
+        """
+        with self._lock:
+            self._ready.extendleft(reversed(batches))
+            adopted = sum(len(batch) for batch in batches)
+            for batch in batches:
+                batch.recovered = True
+            self._count += adopted
+            self._recovered += adopted
+            self._recovered_waiting += adopted
+            self._changed.notify_all()
+
+    def form_one(self, attribution: Attribution | None, refused: list[Unencodable]) -> Batch | None:
+        """Turn the oldest pending events into one more waiting batch (ids settled)."""
+        with self._lock:
+            batch = self._form_batch(attribution, refused)
+            if batch is not None:
+                self._ready.append(batch)
+            return batch
+
+    def form_all(self, attribution: Attribution | None, refused: list[Unencodable]) -> None:
+        while self.form_one(attribution, refused) is not None:
+            pass
+
+    def unsaved_ready(self) -> list[Batch]:
+        """The waiting batches that are neither spooled nor logged."""
+        with self._lock:
+            return [batch for batch in self._ready if not batch.saved]
+
+    def claim_all(self, attribution: Attribution | None, refused: list[Unencodable]) -> list[Batch]:
+        """Claim every waiting batch, pending events formed first (at shutdown)."""
+        self.form_all(attribution, refused)
+        with self._lock:
+            batches = list(self._ready)
+            self._ready.clear()
+            self._in_flight.update(batches)
+            return batches
 
     def _append(self, event: QueuedEvent) -> int:
         self._pending.append(event)
@@ -161,11 +263,39 @@ class Outbox:
         ``refused`` for the caller to report.
         """
         with self._lock:
-            batch = self._ready.popleft() if self._ready else self._form_batch(attribution, refused)
+            if self._ready:
+                batch: Batch | None = self._ready.popleft()
+                assert batch is not None
+                if not batch.sealed:
+                    batch = self._with_unsent_followers(batch)
+            else:
+                batch = self._form_batch(attribution, refused)
             if batch is None:
                 return None
             self._in_flight.add(batch)
             return batch
+
+    def _with_unsent_followers(self, first: Batch) -> Batch:
+        """``first`` and the never-sent batches after it, as one batch within the limits.
+
+        Batches formed while no request could be made (no time left, rate limited) would
+        otherwise each cost a request of their own.
+        """
+        parts: list[Batch] = []
+        events = len(first)
+        size = len(first.body(False)[0])
+        while self._ready and not self._ready[0].sealed:
+            following = self._ready[0]
+            following_size = len(following.body(False)[0])
+            if (
+                events + len(following) > self._max_batch_events
+                or size + following_size > self._max_batch_bytes
+            ):
+                break
+            parts.append(self._ready.popleft())
+            events += len(following)
+            size += following_size
+        return first.combined(parts) if parts else first
 
     def _form_batch(
         self, attribution: Attribution | None, refused: list[Unencodable]
@@ -266,11 +396,25 @@ class Outbox:
     def settle(self, batch: Batch, rejected: int = 0) -> None:
         """A batch that is done with: ``rejected`` of its events refused, the rest delivered."""
         with self._lock:
-            self._in_flight.discard(batch)
-            self._count -= len(batch)
+            self._done(batch)
             self._delivered += len(batch) - rejected
             self._rejected += rejected
-            self._changed.notify_all()
+
+    def hand_over(self, batch: Batch, persisted: bool) -> None:
+        """A claimed batch this process gives up: persisted for replay, or abandoned."""
+        with self._lock:
+            self._done(batch)
+            if persisted:
+                self._persisted += len(batch)
+            else:
+                self._abandoned += len(batch)
+
+    def _done(self, batch: Batch) -> None:
+        self._in_flight.discard(batch)
+        self._count -= len(batch)
+        if batch.recovered:
+            self._recovered_waiting -= len(batch)
+        self._changed.notify_all()
 
     def wait_for_others(self, timeout: float) -> bool:
         """Wait while other senders have batches in flight; False when nothing is left.
@@ -293,3 +437,31 @@ def _first_unencodable(documents: list[dict[str, Any]]) -> int:
         except Exception:
             return index
     return 0
+
+
+def pack_documents(
+    documents: Sequence[dict[str, Any]],
+    *,
+    max_events: int = MAX_BATCH_EVENTS,
+    max_bytes: int = MAX_BATCH_BYTES,
+) -> list[Batch]:
+    """Batches of event documents whose ids are already settled, within the request limits.
+
+    For events read back from a spool or a log: each keeps its ``event_id``, so sending
+    them again counts nothing twice.
+    """
+    envelope = len(encode_batch(new_random_id(), []))
+    empty = len(encode_batch("", []))
+    batches: list[Batch] = []
+    current: list[dict[str, Any]] = []
+    size = envelope
+    for document in documents:
+        length = len(encode_batch("", [document])) - empty + 1
+        if current and (len(current) >= max_events or size + length > max_bytes):
+            batches.append(Batch.of_documents(current))
+            current, size = [], envelope
+        current.append(document)
+        size += length
+    if current:
+        batches.append(Batch.of_documents(current))
+    return batches

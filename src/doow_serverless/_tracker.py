@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar, overload
 
 from . import _constants as C
+from ._carryover import CarryOver
 from ._config import UNSET, Maybe, TrackerConfig, key_hint, redact, resolve_config
 from ._deadline import Deadline
 from ._delivery import (
@@ -66,6 +67,11 @@ logger = logging.getLogger(C.LOGGER_NAME)
 
 ErrorHandler = Callable[[DoowError], object]
 
+# On serverless platforms, the share of a flush's budget (at most MAX_LOG_TIME_S) kept for
+# printing what could be neither sent nor spooled; before sending, spooling what is queued
+# may take at most half the budget.
+LOG_SHARE = 0.1
+MAX_LOG_TIME_S = 0.05
 # How long a flush started by the background thread may take.
 BACKGROUND_FLUSH_TIMEOUT_S = 30.0
 # In a long-running process a full queue makes track() wait this long for the background
@@ -111,14 +117,19 @@ class _Step(NamedTuple):
 
 
 class TrackerStats(NamedTuple):
-    """Where every event given to ``track()`` has gone so far."""
+    """Where every event given to ``track()`` has gone so far.
 
-    tracked: int  # accepted into the queue
+    ``tracked + recovered == delivered + rejected + dropped + persisted + pending``.
+    """
+
+    tracked: int  # passed validation
     delivered: int  # acknowledged by the server
     rejected: int  # refused for good by the server (reported with the reason)
-    dropped: int  # not queued because the queue was full (reported with a count)
-    invalid: int  # failed validation (reported)
-    pending: int  # still queued
+    dropped: int  # lost to an explicit limit: a full queue, or nowhere to persist (reported)
+    invalid: int  # failed validation (reported; not tracked)
+    pending: int  # still queued here: sent by the next flush
+    persisted: int = 0  # left at shutdown in the spool or a log line, for replay
+    recovered: int = 0  # found in the spool of a process that died here before
 
 
 class DoowTracker:
@@ -146,11 +157,15 @@ class DoowTracker:
         retry_count: Maybe[int] = UNSET,
         compression: Maybe[str | None] = UNSET,
         allow_http: Maybe[bool] = UNSET,
+        spool: Maybe[str | os.PathLike[str] | bool] = UNSET,
+        spool_max_bytes: Maybe[int] = UNSET,
+        log_unsent: Maybe[bool] = UNSET,
         on_error: ErrorHandler | None = None,
         transport: Transport | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         environ = os.environ if environ is None else environ
+        self._platform = detect_platform(environ)
         self._config: TrackerConfig = resolve_config(
             environ,
             api_key=UNSET if api_key is None else api_key,
@@ -166,11 +181,14 @@ class DoowTracker:
             retry_count=retry_count,
             compression=compression,
             allow_http=allow_http,
+            spool=spool,
+            spool_max_bytes=spool_max_bytes,
+            log_unsent=log_unsent,
+            serverless=self._platform is not None,
         )
         if on_error is not None and not callable(on_error):
             raise DoowConfigError(f"on_error must be callable, got {type(on_error).__name__}")
         self._on_error = on_error
-        self._platform = detect_platform(environ)
         self._transport: Transport = transport if transport is not None else HttpxTransport()
         self._outbox = Outbox(self._config.max_queue_size)
         self._enabled = self._config.enabled
@@ -186,6 +204,12 @@ class DoowTracker:
         self._counts = {"dropped": 0, "invalid": 0}
         self._dropped_unreported = 0
         self._background_stalled = False
+        self._carry_over = CarryOver(
+            self._config if self._enabled else self._config._replace(spool_dir=None)
+        )
+        # On a serverless platform the process may be frozen, then killed, after any flush:
+        # what a flush leaves unsent is made durable before it returns.
+        self._persist_each_flush = self._platform is not None
 
         if self._config.debug:
             _enable_debug_logging()
@@ -350,31 +374,35 @@ class DoowTracker:
         self._report_dropped()
         delivered = rejected = 0
         rejection: DoowRejectedError | None = None
+        self._open_carry_over()
+        # Events too large to ever be sent, found while forming batches: refused locally.
+        refused: list[Unencodable] = []
+        self._carry_over.form(self._outbox, refused, Deadline(deadline.remaining() / 2))
+        sending = deadline
+        if self._persist_each_flush and self._config.log_unsent:
+            # Time kept back for the log lines of what could not be sent (usually none).
+            keep = min(deadline.remaining() * LOG_SHARE, MAX_LOG_TIME_S)
+            sending = Deadline(deadline.remaining() - keep)
         error: DoowError | None = self._blocked_reason()
         while error is None:
-            if deadline.expired():
+            if sending.expired():
                 if len(self._outbox):
                     error = DoowDeliveryError("the flush budget ran out")
                 break
-            refused: list[Unencodable] = []
             batch = self._outbox.claim(self._config.attribution, refused)
-            if refused:
-                rejected += len(refused)
-                rejection = self._rejected(
-                    [Rejection(item.event_id, item.reason) for item in refused],
-                    f"{len(refused)} event(s) that can never be sent were refused locally: "
-                    f"{refused[0].reason}",
-                )
             if batch is None:
-                if self._outbox.wait_for_others(deadline.remaining()):
+                if self._outbox.wait_for_others(sending.remaining()):
                     continue
                 break
+            if not batch.spool_files:
+                self._carry_over.spool(batch)
+            batch.sealed = True
             try:
                 outcome: Outcome = send_batch(
                     batch,
                     config=self._config,
                     transport=self._transport,
-                    deadline=deadline,
+                    deadline=sending,
                     sleep=self._closing_wait,
                 )
             except Exception as exc:
@@ -387,6 +415,12 @@ class DoowTracker:
             rejected += step.rejected
             rejection = step.rejection or rejection
             error = step.error
+        if self._persist_each_flush and len(self._outbox):
+            why = str(error or "the flush budget ran out")
+            self._carry_over.log_unsaved(self._outbox, why, refused, deadline)
+        if refused:
+            rejected += len(refused)
+            rejection = rejection or self._refused_locally(refused)
         return FlushResult(
             delivered=delivered,
             rejected=rejected,
@@ -397,6 +431,12 @@ class DoowTracker:
 
     def _settle(self, batch: Batch, outcome: Outcome) -> _Step:
         """Account for how one batch's sending ended; report what must be reported."""
+        halves: tuple[Batch, Batch] | None = None
+        if isinstance(outcome, TooLarge) and len(batch) > 1:
+            halves = batch.halves()
+            self._carry_over.split(batch, halves)  # the halves first: a kill loses nothing
+        if isinstance(outcome, (Delivered, Refused, TooLarge)):
+            self._carry_over.settled(batch)
         if isinstance(outcome, Delivered):
             self._outbox.settle(batch, rejected=len(outcome.rejections))
             accepted = len(batch) - len(outcome.rejections)
@@ -414,8 +454,8 @@ class DoowTracker:
                 ),
             )
         if isinstance(outcome, TooLarge):
-            if len(batch) > 1:
-                self._outbox.replace(batch, batch.halves())
+            if halves is not None:
+                self._outbox.replace(batch, halves)
                 return _Step(0, 0)
             self._outbox.settle(batch, rejected=1)
             only = batch.event_ids[0]
@@ -475,7 +515,14 @@ class DoowTracker:
         return error
 
     def shutdown(self, timeout: float = C.DEFAULT_SHUTDOWN_TIMEOUT_S) -> FlushResult:
-        """Flush, wait for batches in flight, then close the connection. Safe to call twice."""
+        """Flush, wait for batches in flight, then close the connection. Safe to call twice.
+
+        What could not be delivered is kept for replay: in the spool when there is one,
+        else as log lines on stdout (see ``doow-serverless replay``).
+        """
+        return self._shutdown(timeout, hand_over=True)
+
+    def _shutdown(self, timeout: float, *, hand_over: bool) -> FlushResult:
         with self._lock:
             if self._closed:
                 return FlushResult(0, 0, len(self._outbox), 0.0)
@@ -491,13 +538,9 @@ class DoowTracker:
         self._closing.set()
         self._transport.close()
         _live_trackers.discard(self)
-        if result.pending:
-            self._report(
-                DoowDeliveryError(
-                    f"{result.pending} event(s) were not delivered before shutdown",
-                    event_count=result.pending,
-                )
-            )
+        if result.pending and self._enabled and hand_over:
+            self._hand_over_unsent(result)
+        self._carry_over.close()
         return result
 
     def prepare(self) -> None:
@@ -506,6 +549,7 @@ class DoowTracker:
         Platform wrappers call this while the function initialises, so the first
         invocation does not pay for importing httpx and creating the client.
         """
+        self._open_carry_over()
         prepare = getattr(self._transport, "prepare", None)
         if self._enabled and not self._config.send_blocker and prepare is not None:
             try:
@@ -613,17 +657,20 @@ class DoowTracker:
         return decorator if function is None else decorator(function)
 
     def stats(self) -> TrackerStats:
-        """Always consistent: ``tracked == delivered + rejected + pending``."""
-        queued = self._outbox.counts()
+        """Always consistent: ``tracked + recovered == delivered + rejected + dropped +
+        persisted + pending``."""
         with self._lock:
+            queued = self._outbox.counts()
             dropped, invalid = self._counts["dropped"], self._counts["invalid"]
         return TrackerStats(
-            tracked=queued.accepted,
+            tracked=queued.accepted + dropped,
             delivered=queued.delivered,
             rejected=queued.rejected,
-            dropped=dropped,
+            dropped=dropped + queued.abandoned,
             invalid=invalid,
             pending=queued.pending,
+            persisted=queued.persisted,
+            recovered=queued.recovered,
         )
 
     @property
@@ -647,6 +694,65 @@ class DoowTracker:
 
     def __exit__(self, *exc_info: object) -> None:
         self.shutdown()
+
+    # ------------------------------------------------------------------------------
+    # Carry-over: the spool and the log fallback (see _carryover)
+
+    def _open_carry_over(self) -> None:
+        problem = self._carry_over.open(self._outbox)
+        if problem is not None:
+            self._report(DoowConfigError(f"the spool is off: {problem}"))
+
+    def _persist_queued(self, why: str) -> None:
+        """Spool (else log) what is queued, sending nothing; the deadline watch calls this."""
+        if not self._enabled:
+            return
+        refused: list[Unencodable] = []
+        try:
+            self._open_carry_over()
+            self._carry_over.persist(self._outbox, why, refused)
+        except Exception:
+            logger.exception("doow-serverless: could not persist the queued events")
+        if refused:
+            self._refused_locally(refused)
+
+    def _hand_over_unsent(self, result: FlushResult) -> None:
+        """At shutdown: leave what was not delivered in the spool, else in log lines."""
+        refused: list[Unencodable] = []
+        why = str(result.error or "not delivered before shutdown")
+        kept, lost = self._carry_over.hand_over(self._outbox, why, refused)
+        if refused:
+            self._refused_locally(refused)
+        if kept:
+            self._report(
+                DoowDeliveryError(
+                    f"{kept} event(s) were not delivered before shutdown; they are kept for "
+                    f"replay (spool: "
+                    f"{self._config.spool_dir if self._carry_over.spooling else 'off'}; "
+                    f"log lines: {'on' if self._config.log_unsent else 'off'})",
+                    event_count=kept,
+                )
+            )
+        if lost:
+            self._report(
+                DoowDeliveryError(
+                    f"{lost} event(s) were not delivered before shutdown and could not be "
+                    "kept: the spool is off or full, and log lines are off or failed",
+                    event_count=lost,
+                ),
+                level=logging.ERROR,
+            )
+
+    def _refused_locally(self, refused: list[Unencodable]) -> DoowRejectedError:
+        return self._rejected(
+            [Rejection(item.event_id, item.reason) for item in refused],
+            f"{len(refused)} event(s) that can never be sent were refused locally: "
+            f"{refused[0].reason}",
+        )
+
+    def _resend(self, batches: list[Batch]) -> None:
+        """Queue batches whose event ids are settled already (replay), to be sent first."""
+        self._outbox.adopt(batches)
 
     # ------------------------------------------------------------------------------
     # Internals
@@ -728,6 +834,7 @@ class DoowTracker:
         self._closing = threading.Event()
         self._worker = None
         self._start_worker = self._platform is None and not self._closed
+        self._carry_over.forget_after_fork()
         forget = getattr(self._transport, "forget_after_fork", None)
         if forget is not None:
             forget()

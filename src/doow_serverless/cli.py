@@ -1,8 +1,10 @@
-"""The ``doow-serverless`` command: ``send`` (pipe mode), ``collector``, ``events``, ``invoke``."""
+"""The ``doow-serverless`` command: ``send`` (pipe mode), ``replay``, ``collector``,
+``events``, ``invoke``."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -61,11 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
             "line was malformed or an event was not delivered."
         ),
     )
-    send.add_argument(
-        "--api-key", help=f"the dk_ key (default: config file, then ${C.ENV_API_KEY})"
-    )
-    send.add_argument("--endpoint", help=f"ingest endpoint (default: config, ${C.ENV_ENDPOINT})")
-    send.add_argument("--config", type=Path, help="a JSON config file (apiKey, endpoint, ...)")
+    _add_connection_options(send)
     send.add_argument(
         "--timeout", type=float, default=30.0, help="seconds the final flush may take (30)"
     )
@@ -90,11 +88,54 @@ def build_parser() -> argparse.ArgumentParser:
     collector_command.configure_events_parser(events)
     events.set_defaults(run=collector_command.run_events)
 
+    replay = commands.add_parser(
+        "replay",
+        help="send again the events a spool directory or log lines kept, with the same ids",
+        description=(
+            "Resend the events that a tracker kept because it could not deliver them: the "
+            "batches in a spool directory (those of processes no longer running) and the "
+            '"doow_unsent" lines in log files (CloudWatch, Vercel or Azure exports, or a '
+            "captured stdout). Events keep their ids, so replaying twice counts nothing twice. "
+            "Exits non-zero when an event was not delivered: still unsent (run it again), "
+            "refused by the server, or unreadable."
+        ),
+    )
+    replay.add_argument(
+        "--spool", action="append", default=[], type=Path, metavar="DIR", help="a spool directory"
+    )
+    replay.add_argument(
+        "--log",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="a log file with unsent-event lines ('-' reads stdin)",
+    )
+    _add_connection_options(replay)
+    replay.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds the sending may take (60)"
+    )
+    replay.add_argument(
+        "--dry-run", action="store_true", help="count what would be sent; send and change nothing"
+    )
+    replay.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    replay.add_argument("--debug", action="store_true", help="debug logging on stderr")
+    replay.set_defaults(run=run_replay)
+
     invoke = commands.add_parser(
         "invoke", help="run a SAM template's function locally under the real Lambda runtime"
     )
     invoke_command.configure_invoke_parser(invoke)
     return parser
+
+
+def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+    """Where to send, and with which key: flags beat the config file, which beats the env."""
+    parser.add_argument(
+        "--api-key", help=f"the dk_ key (default: config file, then ${C.ENV_API_KEY})"
+    )
+    parser.add_argument("--endpoint", help=f"ingest endpoint (default: config, ${C.ENV_ENDPOINT})")
+    parser.add_argument("--config", type=Path, help="a JSON config file (apiKey, endpoint, ...)")
 
 
 def run_send(args: argparse.Namespace, stdin: IO[str] | None = None) -> int:
@@ -122,13 +163,56 @@ def run_send(args: argparse.Namespace, stdin: IO[str] | None = None) -> int:
 
     result = tracker.shutdown(timeout=args.timeout)
     stats = tracker.stats()
+    kept = ""
+    if stats.persisted:
+        where = "the spool" if tracker.config.spool_dir else "stdout"
+        kept = f" (kept in {where} for `doow-serverless replay`)"
     print(
         f"{accepted} events read: {stats.delivered} delivered, {stats.rejected} rejected, "
-        f"{stats.pending} not delivered, {stats.dropped} dropped; {malformed} malformed line(s)",
+        f"{stats.persisted + stats.pending} not delivered{kept}, {stats.dropped} dropped; "
+        f"{malformed} malformed line(s)",
         file=sys.stderr,
     )
     failed = malformed or stats.rejected or stats.dropped or result.pending
     return 1 if failed else 0
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from ._replay import ReplayError, preview, replay, replay_tracker  # noqa: PLC0415
+
+    if not args.spool and not args.log:
+        print("doow-serverless replay: give a --spool DIR or a --log FILE", file=sys.stderr)
+        return 2
+    with contextlib.ExitStack() as files:
+        try:
+            logs = [
+                (str(path), sys.stdin if str(path) == "-" else files.enter_context(_open_log(path)))
+                for path in args.log
+            ]
+            if args.dry_run:
+                summary = preview(spools=args.spool, logs=logs)
+            else:
+                tracker = replay_tracker(**_send_settings(args))
+                summary = replay(tracker, spools=args.spool, logs=logs, timeout=args.timeout)
+        except (DoowError, OSError, ValueError, ReplayError) as exc:
+            print(f"doow-serverless replay: {exc}", file=sys.stderr)
+            return 2
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    verb = "would be sent" if args.dry_run else "still not delivered"
+    print(
+        f"{summary.found} events found, {summary.unique} distinct: {summary.delivered} "
+        f"delivered, {summary.rejected} rejected by the server, {summary.unsent} {verb}; "
+        f"{summary.invalid} unreadable",
+        file=sys.stderr,
+    )
+    if args.dry_run:
+        return 1 if summary.invalid else 0
+    return 1 if summary.unsent or summary.invalid or summary.rejected else 0
+
+
+def _open_log(path: Path) -> IO[str]:
+    return open(path, encoding="utf-8", errors="replace")
 
 
 def _track_line(tracker: Any, line: str, idempotency_key: str | None) -> str | None:

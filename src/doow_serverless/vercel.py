@@ -53,6 +53,7 @@ from ._invocation import (
 )
 from ._scope import InvocationScope, current_scope
 from ._tracker import DoowTracker
+from ._watch import unwatch, watch
 
 __all__ = ["VercelDecorator", "default_tracker", "with_vercel"]
 
@@ -233,11 +234,12 @@ def _is_callable_asgi_attribute(value: object) -> bool:
 
 
 class _Request:
-    __slots__ = ("deadline", "scope")
+    __slots__ = ("deadline", "guard", "scope")
 
-    def __init__(self, scope: InvocationScope, deadline: float) -> None:
+    def __init__(self, scope: InvocationScope, deadline: float, guard: int | None) -> None:
         self.scope = scope
         self.deadline = deadline  # time.monotonic() value
+        self.guard = guard  # the deadline watch's token (see _watch)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -265,15 +267,19 @@ class _Runner:
         request_id = vercel_id if isinstance(vercel_id, str) and vercel_id else None
         scope = InvocationScope(scope_id(request_id, self.idempotency))
         left = _runtime_time_left()
-        return _Request(scope, started + (self.max_duration if left is None else left))
+        time_left = self.max_duration if left is None else left
+        guard = watch(self.tracker, time_left, self.policy.reserve)
+        return _Request(scope, started + time_left, guard)
 
     def budget(self, request: _Request) -> float:
         return self.policy.budget(request.remaining())
 
     def flush_now(self, request: _Request) -> None:
+        unwatch(request.guard)
         flush_quietly(self.tracker, self.budget(request))
 
     async def aflush_now(self, request: _Request) -> None:
+        unwatch(request.guard)
         await flush_off_loop(self.tracker, self.budget(request))
 
     def finish(self, request: _Request) -> None:

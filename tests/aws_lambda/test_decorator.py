@@ -383,6 +383,54 @@ def test_no_budget_left_sends_nothing_and_keeps_the_events(
     assert tracker.stats().pending == 0
 
 
+def test_a_handler_still_running_near_its_deadline_has_its_events_spooled(
+    lambda_collector: Collector, tmp_path: Any
+) -> None:
+    tracker = DoowTracker(
+        TEST_KEY,
+        endpoint=lambda_collector.url,
+        environ={**LAMBDA_ENVIRON, "DOOW_TRACK_SPOOL_DIR": str(tmp_path)},
+    )
+    spooled_while_running: list[int] = []
+
+    @with_lambda(tracker, reserve=0.1)
+    def handler(event: object, context: Any) -> str:
+        track_one(tracker)
+        # The deadline is 0.5 s away; the watch persists the queue 0.1 s before it.
+        time.sleep(0.45)
+        spooled_while_running.append(len(list(tmp_path.glob("*/*.json"))))
+        return "ok"
+
+    handler({}, lambda_context(remaining_s=0.5))
+
+    assert spooled_while_running == [1]
+    assert lambda_collector.stats()["requests"] == 0  # nothing is sent while it runs
+    tracker.shutdown()
+
+
+def test_a_handler_that_returns_early_is_not_spooled_by_the_watch(
+    lambda_collector: Collector, tmp_path: Any
+) -> None:
+    lambda_collector.set_faults({"then": {"action": "hang"}})
+    tracker = DoowTracker(
+        TEST_KEY,
+        endpoint=lambda_collector.url,
+        environ={**LAMBDA_ENVIRON, "DOOW_TRACK_SPOOL_DIR": "off", "DOOW_TRACK_LOG_UNSENT": "0"},
+    )
+    persisted: list[str] = []
+    tracker._persist_queued = persisted.append  # type: ignore[method-assign,assignment]
+
+    @with_lambda(tracker, flush_timeout=0.05)
+    def handler(event: object, context: Any) -> str:
+        track_one(tracker)
+        return "ok"
+
+    handler({}, lambda_context(remaining_s=0.3))
+    time.sleep(0.4)  # past the moment the watch would have fired
+
+    assert persisted == []
+
+
 # -- event ids --------------------------------------------------------------------------
 
 

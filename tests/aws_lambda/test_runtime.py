@@ -102,6 +102,28 @@ def test_a_handler_that_leaves_no_budget_answers_in_time_and_keeps_its_event(
     assert stats["requests"] == 1  # the kept event went first, in the same request
 
 
+def test_a_handler_killed_at_its_deadline_keeps_what_it_tracked(
+    make_function: MakeFunction, lambda_collector: Collector
+) -> None:
+    function = make_function("handlers.slow", code_dir=FUNCTIONS_DIR, timeout=1.0)
+
+    # The handler never returns: the harness kills the process at the deadline.
+    killed = function.invoke({"leave_ms": -10_000})
+
+    assert killed.status == "timeout"
+    assert lambda_collector.stats()["requests"] == 0
+
+    # Lambda starts a new runtime process in the same sandbox (same /tmp); it sends the
+    # killed invocation's event first, from the spool.
+    after = function.invoke({"leave_ms": 900})
+
+    assert after.ok
+    assert after.cold_start
+    stats = lambda_collector.stats()
+    assert stats["events_stored"] == 2
+    assert stats["duplicates"] == 0
+
+
 def test_the_same_request_id_twice_is_counted_once(
     make_function: MakeFunction, lambda_collector: Collector
 ) -> None:

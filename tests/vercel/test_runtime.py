@@ -10,6 +10,7 @@ the work handed to ``wait_until``.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 import time
@@ -80,7 +81,7 @@ print(json.dumps(found))
         text=True,
         check=False,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "VERCEL": "1"},
+        env={"PATH": "/usr/bin:/bin", "VERCEL": "1", "TMPDIR": os.environ["TMPDIR"]},
     )
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout.strip().splitlines()[-1]) == {
@@ -312,12 +313,17 @@ def test_in_the_runtimes_lambda_mode_events_are_stored_before_lambda_gets_the_an
         timeout=60,
         env={
             "PATH": "/usr/bin:/bin",
+            "TMPDIR": os.environ["TMPDIR"],  # this test's own, so its own spool
             "DOOW_TRACK_API_KEY": TEST_KEY,
             "DOOW_TRACK_ENDPOINT": vercel_collector.url,
         },
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
-    lines = [json.loads(line) for line in completed.stdout.splitlines() if line.startswith("{")]
+    lines = [
+        json.loads(line)
+        for line in completed.stdout.splitlines()
+        if line.startswith('{"status"')  # the driver's lines, not the SDK's
+    ]
 
     assert [line["status"] for line in lines] == [200, 200]
     assert [line["stored_on_return"] for line in lines] == [2, 4]

@@ -1,0 +1,62 @@
+"""The campaign's Lambda function: tracks the usage events its event names, then returns.
+
+Run by the real runtime client (``python -m awslambdaric app.handler``). The tracker is
+built once per execution environment from ``DOOW_TRACK_*``, as a real function would. The
+event says exactly what to track, so the campaign knows every event that exists:
+
+    {"events": [{"key": "run:7:0", "quantity": 12, "license_id": "lic_..."}, ...],
+     "sleep_ms": 20,        # work this long after tracking, or
+     "leave_ms": 300}       # work until this much of the invocation's time is left
+
+When the server refuses events for good, their ids are printed as one JSON line
+(``{"campaign_rejected": {...}}``), so the campaign can tell "rejected" from "lost".
+"""
+
+# The tracking and the on_error report are the same, on purpose, in the three campaign
+# functions (scripts/campaign/: function/app.py, vercel_function/api/campaign_vercel.py,
+# azure_app/function_app.py): each runs under its own platform's interpreter with only its
+# own folder importable, so there is no module they could share.
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from doow_serverless import DoowError, DoowRejectedError, DoowTracker, with_lambda
+
+METRIC = "campaign_units"
+REJECTED_MARKER = "campaign_rejected"
+
+
+def _on_error(error: DoowError) -> None:
+    if isinstance(error, DoowRejectedError):
+        document = {
+            REJECTED_MARKER: {
+                "status": error.status,
+                "event_ids": [rejection.event_id for rejection in error.rejections],
+            }
+        }
+        print(json.dumps(document), flush=True)
+
+
+tracker = DoowTracker(on_error=_on_error)
+
+
+@with_lambda(tracker)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    planned = event.get("events", [])
+    for item in planned:
+        tracker.track(
+            metric=METRIC,
+            quantity=item["quantity"],
+            license_id=item["license_id"],
+            idempotency_key=item["key"],
+        )
+    leave_ms = event.get("leave_ms")
+    if leave_ms is not None:
+        while context.get_remaining_time_in_millis() > leave_ms:
+            time.sleep(0.002)
+    else:
+        time.sleep(event.get("sleep_ms", 0) / 1000)
+    return {"tracked": len(planned)}

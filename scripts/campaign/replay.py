@@ -1,0 +1,87 @@
+"""Running ``doow-serverless replay`` over spool directories and log files, as an operator would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPLAY_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class ReplayRun:
+    command: list[str]  # without the key, which goes in the environment
+    returncode: int | None  # None: the command could not run at all
+    summary: dict[str, Any] = field(default_factory=dict)  # its --json answer
+    stdout: str = ""
+    stderr: str = ""
+    elapsed: float = 0.0
+
+    @property
+    def available(self) -> bool:
+        return bool(self.summary)
+
+    def count(self, name: str) -> int:
+        value = self.summary.get(name, 0)
+        return int(value) if isinstance(value, (int, float)) else 0
+
+
+def replay(
+    *,
+    endpoint: str,
+    api_key: str,
+    spools: Sequence[Path],
+    logs: Sequence[Path],
+    timeout: float = 10.0,
+) -> ReplayRun:
+    """Run the CLI in a subprocess (``python -m doow_serverless``); never raises."""
+    command = [sys.executable, "-m", "doow_serverless", "replay"]
+    for spool in spools:
+        command += ["--spool", str(spool)]
+    for log in logs:
+        command += ["--log", str(log)]
+    command += ["--endpoint", endpoint, "--timeout", str(timeout), "--json"]
+    environment = {**os.environ, "DOOW_TRACK_API_KEY": api_key}
+    started = time.monotonic()
+    try:
+        finished = subprocess.run(
+            command,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=REPLAY_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return ReplayRun(command, None, stderr=str(exc), elapsed=time.monotonic() - started)
+    return ReplayRun(
+        command,
+        finished.returncode,
+        summary=_summary(finished.stdout),
+        stdout=finished.stdout,
+        stderr=finished.stderr,
+        elapsed=time.monotonic() - started,
+    )
+
+
+def _summary(stdout: str) -> dict[str, Any]:
+    """The JSON object the command printed (the last line that is one)."""
+    for line in reversed(stdout.strip().splitlines()):
+        try:
+            document = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(document, dict):
+            return document
+    try:
+        document = json.loads(stdout)
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}

@@ -1,0 +1,59 @@
+"""Everything a finished campaign measured, whatever the platform it drove."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .accounting import Balance
+from .faults import Timings
+from .leaks import LeakScan
+from .replay import ReplayRun
+
+
+@dataclass(frozen=True)
+class CampaignResult:
+    platform: str  # e.g. "AWS Lambda (awslambdaric)"
+    command: str  # what reproduces the run
+    seed: int
+    scheduled_invocations: int
+    timings: Timings
+    balance: Balance
+    replays: list[ReplayRun]
+    stored_by_replay: list[int]  # events newly stored by each replay run
+    leaks: LeakScan
+    collector: dict[str, Any]  # the collector's counters, summed over its restarts
+    unsent_log_lines: int  # "doow_unsent" lines the functions printed
+    wall_time: float
+    workdir: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def replayed(self) -> int:
+        """Events the first replay found persisted (spool) or logged, and sent."""
+        return self.replays[0].count("delivered") if self.replays else 0
+
+    @property
+    def problems(self) -> list[str]:
+        """Why the campaign failed; empty when it passed."""
+        found = []
+        balance = self.balance
+        if balance.lost:
+            found.append(f"{balance.lost} event(s) lost")
+        if balance.duplicates:
+            found.append(f"{balance.duplicates} duplicate(s)")
+        if balance.altered:
+            found.append(f"{balance.altered} event(s) stored with another quantity")
+        if balance.missed_deadlines:
+            found.append(f"{balance.missed_deadlines} deadline(s) missed because of the SDK")
+        if balance.failed_invocations:
+            found.append(f"{balance.failed_invocations} invocation(s) failed unexpectedly")
+        if self.leaks.occurrences:
+            found.append(f"the API key appeared {self.leaks.occurrences} time(s)")
+        if len(self.stored_by_replay) > 1 and self.stored_by_replay[1]:
+            found.append(f"the second replay stored {self.stored_by_replay[1]} new event(s)")
+        return found
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems

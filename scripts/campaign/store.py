@@ -1,0 +1,53 @@
+"""What a local collector stored, read from its SQLite file once it has stopped.
+
+The layout is the collector's own (``doow_serverless/collector/_store.py``): ``events``
+holds one row per stored event (``event_id`` is UNIQUE: resends are ignored), and
+``batches`` the raw body of every batch of which at least one event was stored.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class StoreSnapshot:
+    quantities: dict[str, float]  # event id -> stored quantity
+    rows: int  # event rows (more than len(quantities) would be a duplicate row)
+    # event id -> how many stored batch bodies carried it (over 1: it was resent)
+    received: Counter[str]
+
+    @property
+    def stored_ids(self) -> set[str]:
+        return set(self.quantities)
+
+    @property
+    def refused_in_stored_batches(self) -> set[str]:
+        """Ids the server received in a batch it stored, but did not store: it refused them."""
+        return set(self.received) - set(self.quantities)
+
+
+def read_store(db_path: Path) -> StoreSnapshot:
+    with sqlite3.connect(db_path) as db:
+        fetched = db.execute("SELECT event_id, quantity FROM events").fetchall()
+        bodies = db.execute("SELECT body, gzipped FROM batches").fetchall()
+    db.close()
+    quantities = {str(event_id): float(quantity) for event_id, quantity in fetched}
+    received: Counter[str] = Counter()
+    for body, gzipped in bodies:
+        received.update(_event_ids(bytes(body), bool(gzipped)))
+    return StoreSnapshot(quantities=quantities, rows=len(fetched), received=received)
+
+
+def _event_ids(body: bytes, gzipped: bool) -> list[str]:
+    document = json.loads(gzip.decompress(body) if gzipped else body)
+    return [
+        str(event["event_id"])
+        for event in document.get("events", [])
+        if isinstance(event, dict) and "event_id" in event
+    ]

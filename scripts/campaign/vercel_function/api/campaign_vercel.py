@@ -1,0 +1,78 @@
+"""The Vercel campaign's function: tracks the usage events its request names, then answers.
+
+Served by Vercel's own runtime (``vercel_runtime.vc_init``) as a ``handler`` class; the
+tracker is built once per instance from ``DOOW_TRACK_*``, as a real function would. The
+request body says exactly what to track, so the campaign knows every event that exists:
+
+    {"events": [{"key": "run:7:0", "quantity": 12, "license_id": "lic_..."}, ...],
+     "sleep_ms": 20,        # work this long after tracking, or
+     "leave_ms": 300}       # work until this much is left before the invocation's deadline
+
+The deadline is the runtime's (``vercel_runtime.get_deadline()``, from the platform's
+``x-vercel-internal-deadline`` header), the one the SDK budgets its flush against. When
+the server refuses events for good, their ids are printed as one JSON line
+(``{"campaign_rejected": {...}}``), so the campaign can tell "rejected" from "lost".
+"""
+
+# The tracking and the on_error report are the same, on purpose, in the three campaign
+# functions (scripts/campaign/: function/app.py, vercel_function/api/campaign_vercel.py,
+# azure_app/function_app.py): each runs under its own platform's interpreter with only its
+# own folder importable, so there is no module they could share.
+
+from __future__ import annotations
+
+import json
+import time
+from http.server import BaseHTTPRequestHandler
+from importlib import import_module
+
+from doow_serverless import DoowError, DoowRejectedError, DoowTracker, with_vercel
+
+METRIC = "campaign_units"
+REJECTED_MARKER = "campaign_rejected"
+
+
+def _on_error(error: DoowError) -> None:
+    if isinstance(error, DoowRejectedError):
+        document = {
+            REJECTED_MARKER: {
+                "status": error.status,
+                "event_ids": [rejection.event_id for rejection in error.rejections],
+            }
+        }
+        print(json.dumps(document), flush=True)
+
+
+def _seconds_left() -> float:
+    deadline = import_module("vercel_runtime").get_deadline()
+    return 0.0 if deadline is None else float(deadline.timestamp() - time.time())
+
+
+tracker = DoowTracker(on_error=_on_error)
+
+
+@with_vercel(tracker)
+class handler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        plan = json.loads(self.rfile.read(length) or b"{}")
+        planned = plan.get("events", [])
+        for item in planned:
+            tracker.track(
+                metric=METRIC,
+                quantity=item["quantity"],
+                license_id=item["license_id"],
+                idempotency_key=item["key"],
+            )
+        leave_ms = plan.get("leave_ms")
+        if leave_ms is not None:
+            while _seconds_left() * 1000 > leave_ms:
+                time.sleep(0.002)
+        else:
+            time.sleep(plan.get("sleep_ms", 0) / 1000)
+        body = json.dumps({"tracked": len(planned)}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
