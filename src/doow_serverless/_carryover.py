@@ -3,8 +3,8 @@
 The tracker calls in at fixed points: when it opens (adopt what dead processes spooled),
 before a flush sends anything (settle ids and spool every batch), before each request (a
 batch formed meanwhile), when a batch is answered for (its files go), at the end of a
-serverless flush and when the deadline watch fires (log what is neither delivered nor
-spooled), and at shutdown (hand over what is left).
+serverless flush and when the deadline watch fires (log what is not delivered, spooled or
+not: a reclaimed sandbox takes its disk along), and at shutdown (hand over what is left).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class CarryOver:
         if not self._persisting.acquire(timeout=until.remaining()):
             return  # the deadline watch is persisting: it spools these too
         try:
-            for batch in self._unsaved(outbox, refused, until):
+            for batch in self._waiting(outbox, refused, until):
                 self.spool(batch)
         finally:
             self._persisting.release()
@@ -113,38 +113,39 @@ class CarryOver:
             for name in names:
                 self._spool.discard(name)
 
-    def log_unsaved(
+    def log_unlogged(
         self, outbox: Outbox, why: str, refused: list[Unencodable], until: Deadline | None
     ) -> None:
-        """Print each waiting batch that is neither spooled nor logged yet: the last resort.
-        ``until`` bounds it (None: as long as it takes)."""
+        """Print each waiting batch not printed yet, spooled or not: a serverless sandbox can
+        be reclaimed while it is idle, and its /tmp (the spool) with it; the function's logs
+        outlive it. ``until`` bounds it (None: as long as it takes)."""
         if not self._config.log_unsent:
             return
         if not self._persisting.acquire(timeout=-1 if until is None else until.remaining()):
             return  # the deadline watch is persisting: it logs these too
         try:
-            self._log(outbox, why, refused, until)
+            self._log(outbox, why, refused, until, spooled_too=True)
         finally:
             self._persisting.release()
 
     def persist(self, outbox: Outbox, why: str, refused: list[Unencodable]) -> None:
-        """Spool, else log, everything queued, sending nothing: the process may die soon."""
+        """Spool and log everything queued, sending nothing: the process may die soon."""
         self.open(outbox)
         with self._persisting:
             if self._spool is not None:
-                for batch in self._unsaved(outbox, refused, None):
+                for batch in self._waiting(outbox, refused, None):
                     self.spool(batch)
             if self._config.log_unsent:
-                self._log(outbox, why, refused, None)
+                self._log(outbox, why, refused, None, spooled_too=True)
 
     def hand_over(self, outbox: Outbox, why: str, refused: list[Unencodable]) -> tuple[int, int]:
         """At shutdown: leave what is left in the spool, else in log lines. The events kept,
         and those that could not be."""
         with self._persisting:
-            for batch in self._unsaved(outbox, refused, None):
+            for batch in self._waiting(outbox, refused, None):
                 self.spool(batch)
             if self._config.log_unsent:
-                self._log(outbox, why, refused, None)
+                self._log(outbox, why, refused, None, spooled_too=False)
             kept = lost = 0
             for batch in outbox.claim_all(self._config.attribution, refused):
                 outbox.hand_over(batch, persisted=batch.saved)
@@ -155,19 +156,32 @@ class CarryOver:
             return kept, lost
 
     def _log(
-        self, outbox: Outbox, why: str, refused: list[Unencodable], until: Deadline | None
+        self,
+        outbox: Outbox,
+        why: str,
+        refused: list[Unencodable],
+        until: Deadline | None,
+        *,
+        spooled_too: bool,
     ) -> None:
         reason = redact(why, self._config.api_key)
-        for batch in self._unsaved(outbox, refused, until):
-            batch.saved = write_unsent(batch.batch_id, batch.documents, reason)
+        for batch in self._waiting(outbox, refused, until, unlogged=spooled_too):
+            if write_unsent(batch.batch_id, batch.documents, reason):
+                batch.logged = batch.saved = True
 
-    def _unsaved(
-        self, outbox: Outbox, refused: list[Unencodable], until: Deadline | None
+    def _waiting(
+        self,
+        outbox: Outbox,
+        refused: list[Unencodable],
+        until: Deadline | None,
+        *,
+        unlogged: bool = False,
     ) -> Iterator[Batch]:
-        """The waiting batches neither spooled nor logged, then new ones formed from pending
-        events one at a time, oldest first, while ``until`` allows (None: all of them)."""
+        """The waiting batches neither spooled nor logged (``unlogged``: not logged), then
+        new ones formed from pending events one at a time, oldest first, while ``until``
+        allows (None: all of them)."""
         attribution = self._config.attribution
-        for batch in outbox.unsaved_ready():
+        for batch in outbox.waiting(unlogged=unlogged):
             if until is not None and until.expired():
                 return
             yield batch

@@ -55,7 +55,7 @@ class TrackerConfig(NamedTuple):
     # Where batches are written before they are sent; None: no spool.
     spool_dir: str | None
     spool_max_bytes: int
-    # Whether events that can be neither delivered nor spooled are written to stdout.
+    # Whether undelivered events are written to stdout (serverless flushes, shutdown).
     log_unsent: bool
     # Why sending is impossible (no key, an endpoint refused): events are kept and the
     # reason is reported at each flush, instead of raising into user code at import.

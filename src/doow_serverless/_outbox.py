@@ -36,6 +36,7 @@ class Batch:
         "batch_id",
         "documents",
         "event_ids",
+        "logged",
         "recovered",
         "saved",
         "sealed",
@@ -57,6 +58,7 @@ class Batch:
         self._compressed: bytes | None = None
         # On disk in the spool, or written out as a log line: kept if the process dies.
         self.saved = False
+        self.logged = False  # written out as a log line
         # The spool files (batch ids) that hold this batch's events.
         self.spool_files: list[str] = []
         # Sent at least once (or split from one that was): its id and events are fixed for
@@ -108,6 +110,7 @@ class Batch:
             [document for part in every for document in part.documents],
         )
         batch.saved = all(part.saved for part in every)
+        batch.logged = all(part.logged for part in every)
         batch.spool_files = [name for part in every for name in part.spool_files]
         for part in every:  # the combined batch holds their files now
             part.spool_files = []
@@ -232,9 +235,12 @@ class Outbox:
         while self.form_one(attribution, refused) is not None:
             pass
 
-    def unsaved_ready(self) -> list[Batch]:
-        """The waiting batches that are neither spooled nor logged."""
+    def waiting(self, *, unlogged: bool = False) -> list[Batch]:
+        """The waiting batches that are neither spooled nor logged (``unlogged``: not
+        logged)."""
         with self._lock:
+            if unlogged:
+                return [batch for batch in self._ready if not batch.logged]
             return [batch for batch in self._ready if not batch.saved]
 
     def claim_all(self, attribution: Attribution | None, refused: list[Unencodable]) -> list[Batch]:

@@ -68,7 +68,7 @@ logger = logging.getLogger(C.LOGGER_NAME)
 ErrorHandler = Callable[[DoowError], object]
 
 # On serverless platforms, the share of a flush's budget (at most MAX_LOG_TIME_S) kept for
-# printing what could be neither sent nor spooled; before sending, spooling what is queued
+# printing what could not be sent; before sending, spooling what is queued
 # may take at most half the budget.
 LOG_SHARE = 0.1
 MAX_LOG_TIME_S = 0.05
@@ -417,7 +417,7 @@ class DoowTracker:
             error = step.error
         if self._persist_each_flush and len(self._outbox):
             why = str(error or "the flush budget ran out")
-            self._carry_over.log_unsaved(self._outbox, why, refused, deadline)
+            self._carry_over.log_unlogged(self._outbox, why, refused, deadline)
         if refused:
             rejected += len(refused)
             rejection = rejection or self._refused_locally(refused)

@@ -1,4 +1,4 @@
-"""The last resort: events that could be neither delivered nor spooled, as log lines.
+"""The last resort: undelivered events as log lines, which outlive the process and its disk.
 
 One JSON object per line on stdout, which every platform keeps (CloudWatch Logs, Vercel's
 runtime logs, Application Insights), so ``doow-serverless replay`` can send the events
