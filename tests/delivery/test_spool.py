@@ -48,8 +48,13 @@ tracker = DoowTracker(
     retry_count=options["retry_count"],
 )
 if options["exit_when_spooled"]:
+    def spooled():
+        try:
+            return any(Path(options["spool"]).glob("*/*.json"))
+        except OSError:  # a directory renamed while listed (the spool claiming its own)
+            return False
     def exit_when_spooled():
-        while not any(Path(options["spool"]).glob("*/*.json")):
+        while not spooled():
             time.sleep(0.005)
         os._exit(3)  # mid-flush: no shutdown, no atexit, like a kill
     threading.Thread(target=exit_when_spooled, daemon=True).start()
@@ -76,16 +81,23 @@ def key_ids(prefix: str, count: int, start: int = 0) -> list[str]:
 
 
 def spooled(base: Path) -> list[Path]:
-    """Batch files in every owner directory under ``base``."""
-    return sorted(base.glob("*/*.json"))
+    """Batch files in every owner directory under ``base`` (read while a child may be
+    renaming its directory or files: what vanishes meanwhile is not counted)."""
+    while True:
+        try:
+            return sorted(path for path in base.glob("*/*.json") if path.exists())
+        except FileNotFoundError:
+            continue
 
 
 def spooled_ids(base: Path) -> list[str]:
-    return [
-        event["event_id"]
-        for path in spooled(base)
-        for event in json.loads(path.read_bytes())["events"]
-    ]
+    ids = []
+    for path in spooled(base):
+        try:
+            ids += [event["event_id"] for event in json.loads(path.read_bytes())["events"]]
+        except FileNotFoundError:
+            continue
+    return ids
 
 
 def stored_ids(collector: Collector) -> list[str]:
