@@ -132,20 +132,13 @@ class CarryOver:
         """Spool and log everything queued, sending nothing: the process may die soon."""
         self.open(outbox)
         with self._persisting:
-            if self._spool is not None:
-                for batch in self._waiting(outbox, refused, None):
-                    self.spool(batch)
-            if self._config.log_unsent:
-                self._log(outbox, why, refused, None, spooled_too=True)
+            self._keep_all(outbox, why, refused, log_spooled=True)
 
     def hand_over(self, outbox: Outbox, why: str, refused: list[Unencodable]) -> tuple[int, int]:
         """At shutdown: leave what is left in the spool, else in log lines. The events kept,
         and those that could not be."""
         with self._persisting:
-            for batch in self._waiting(outbox, refused, None):
-                self.spool(batch)
-            if self._config.log_unsent:
-                self._log(outbox, why, refused, None, spooled_too=False)
+            self._keep_all(outbox, why, refused, log_spooled=False)
             kept = lost = 0
             for batch in outbox.claim_all(self._config.attribution, refused):
                 outbox.hand_over(batch, persisted=batch.saved)
@@ -154,6 +147,17 @@ class CarryOver:
                 else:
                     lost += len(batch)
             return kept, lost
+
+    def _keep_all(
+        self, outbox: Outbox, why: str, refused: list[Unencodable], *, log_spooled: bool
+    ) -> None:
+        """Spool every waiting batch, then log them (``log_spooled``: the spooled ones too).
+        The caller holds ``_persisting``."""
+        if self._spool is not None:
+            for batch in self._waiting(outbox, refused, None):
+                self.spool(batch)
+        if self._config.log_unsent:
+            self._log(outbox, why, refused, None, spooled_too=log_spooled)
 
     def _log(
         self,

@@ -93,10 +93,6 @@ class Spool:
                 self._bytes += len(batch.body)
             return adopted
 
-    @property
-    def opened(self) -> bool:
-        return self._dir is not None
-
     def _claim_directory(self) -> str:
         if fcntl is None:
             raise SpoolUnavailable("file locking (fcntl) is not available on this platform")

@@ -49,6 +49,7 @@ from .test_spool import (
     key_ids,
     kill,
     lambda_environ,
+    running_child,
     spooled,
     spooled_ids,
     stored_ids,
@@ -143,17 +144,8 @@ def spooling_child(
         "log_unsent": log_unsent,
         "prepare_only": prepare_only,
     }
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, json.dumps(options)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with running_child(CHILD, options) as child:
         yield child
-    finally:
-        kill(child)
 
 
 def sigkill(child: subprocess.Popen[str]) -> None:

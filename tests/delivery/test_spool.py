@@ -156,8 +156,15 @@ def child_tracker(
         "retry_count": retry_count,
         "exit_when_spooled": exit_when_spooled,
     }
+    with running_child(CHILD, options) as child:
+        yield child
+
+
+@contextmanager
+def running_child(script: str, options: dict[str, Any]) -> Iterator[subprocess.Popen[str]]:
+    """``python -c script options-as-JSON``, with pipes; SIGKILLed when the block ends."""
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, json.dumps(options)],
+        [sys.executable, "-c", script, json.dumps(options)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
