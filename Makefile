@@ -9,10 +9,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test demo lint format types pytest sam-check bench venv clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml dev/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]' -e ./dev
 	touch $@
 
 venv: $(STAMP)
@@ -31,12 +31,12 @@ $(SAM_STAMP):
 	touch $@
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check src dev/src tests bench scripts
+	$(BIN)/ruff format --check src dev/src tests bench scripts
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests bench scripts
-	$(BIN)/ruff check --fix src tests bench scripts
+	$(BIN)/ruff format src dev/src tests bench scripts
+	$(BIN)/ruff check --fix src dev/src tests bench scripts
 
 types: $(STAMP)
 	$(BIN)/mypy
@@ -89,7 +89,7 @@ export DOOW_AZURE_PYTHON ?= $(CURDIR)/$(AZURE_VENV)/bin/python
 $(AZURE_STAMP): pyproject.toml
 	@test -n "$(PYTHON313)" || { echo "the Azure venv needs python3.13 (set PYTHON313=...)"; exit 1; }
 	$(PYTHON313) -m venv $(AZURE_VENV)
-	$(AZURE_VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[azure]' \
+	$(AZURE_VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[azure]' -e ./dev \
 		'azure-functions==2.3.0' 'azure-functions-runtime==1.3.0' 'azure-functions-runtime-v1==1.2.0'
 	touch $@
 

@@ -25,7 +25,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import BENCH_KEY, CollectorProcess, collector_process, median, table
-from doow_serverless._azure_local import (
+from doow_serverless_dev.azure_local import (
     InvocationResult,
     LocalFunctionApp,
     TriggerInput,

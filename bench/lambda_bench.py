@@ -31,7 +31,7 @@ from bench.harness import (
     median,
     table,
 )
-from doow_serverless.lambda_local import InvocationResult, LocalFunction
+from doow_serverless_dev.lambda_local import InvocationResult, LocalFunction
 
 FUNCTIONS = Path(__file__).resolve().parent / "lambda_functions"
 COMMAND = "make bench  # or: .venv/bin/python bench/lambda_bench.py [--quick]"

@@ -26,7 +26,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import BENCH_KEY, CollectorProcess, collector_process, median, table
-from doow_serverless.vercel_local import VercelFunction, VercelResponse
+from doow_serverless_dev.vercel_local import VercelFunction, VercelResponse
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = Path(__file__).resolve().parent / "vercel_functions"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from doow_serverless.lambda_local._template import TemplateError, read_functions
+from doow_serverless_dev.lambda_local._template import TemplateError, read_functions
 
 
 def main(argv: list[str]) -> int:

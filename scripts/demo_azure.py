@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from doow_serverless._azure_local import (
+from doow_serverless_dev.azure_local import (
     Call,
     InvocationResult,
     LocalFunctionApp,

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from doow_serverless.lambda_local import InvocationResult, LocalFunction
+from doow_serverless_dev.lambda_local import InvocationResult, LocalFunction
 from scripts.demo_common import DEMO_KEY, ROOT, collector_client, request_json
 
 BIN = Path(sys.executable).parent

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from doow_serverless.vercel_local import VercelFunction, VercelResponse
+from doow_serverless_dev.vercel_local import VercelFunction, VercelResponse
 from scripts.demo_common import DEMO_KEY, ROOT, collector_client, request_json
 
 EXAMPLE = ROOT / "examples" / "vercel"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from doow_serverless.collector import Collector
+from doow_serverless_dev.collector import Collector
 
 CollectorFactory = Callable[..., Collector]
 

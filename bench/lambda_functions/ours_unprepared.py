@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from doow_serverless import DoowTracker
-from doow_serverless._invocation import resolve_flush_policy
+from doow_serverless._invocation.engine import resolve_flush_policy
 from doow_serverless.aws_lambda import _wrap
 
 tracker = DoowTracker()

@@ -7,7 +7,7 @@ The campaign app (``azure_app/function_app.py``, v2 programming model, two HTTP 
 wrapped with ``with_azure_function``: one ``def`` on the worker's thread pool, one
 ``async def`` on its event loop, taken in turn) is indexed, loaded and invoked by the real
 Azure library worker (``azure-functions-runtime``, Python 3.13, ``.venv-azure``), with
-``doow_serverless._azure_local`` playing the Functions host: worker init, metadata, load,
+``doow_serverless_dev.azure_local`` playing the Functions host: worker init, metadata, load,
 invocations, and the function timeout (an invocation that has not answered by then is a
 timeout, and the worker process is ended; the campaign starts a new one in the same
 sandbox, as the host restarts its worker).
@@ -26,9 +26,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from doow_serverless._azure_local import AppLoadError, LocalFunctionApp, http_request
-from doow_serverless._azure_local import InvocationResult as AzureResult
-from doow_serverless.lambda_local import InvocationResult
+from doow_serverless_dev.azure_local import AppLoadError, LocalFunctionApp, http_request
+from doow_serverless_dev.azure_local import InvocationResult as AzureResult
+from doow_serverless_dev.lambda_local import InvocationResult
 
 from .faults import Timings
 from .lambda_campaign import Output, Platform, invocation_result, main_for
@@ -54,7 +54,7 @@ How it differs from the Lambda run (`scripts/campaign/azure_campaign.py`):
   worker's thread pool, and an `async def` one, run on the worker's event loop with its
   flush in a helper thread. The real library worker (`azure-functions-runtime`, Python
   3.13, `.venv-azure`) indexes, loads and invokes them; the campaign plays the Functions
-  host (`doow_serverless._azure_local`): worker init, metadata, load, invocations, and the
+  host (`doow_serverless_dev.azure_local`): worker init, metadata, load, invocations, and the
   function timeout, set to 1.5 s with `AzureFunctionsJobHost__functionTimeout`
   (`00:00:01.500`), which the SDK reads as well.
 - **Deadlines**: Azure tells a function nothing about its time; the SDK budgets its flush

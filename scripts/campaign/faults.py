@@ -1,7 +1,7 @@
 """The kinds of fault a campaign injects, and a seeded schedule of them.
 
 A :class:`Fault` says what goes wrong around one invocation (or a few consecutive ones): a
-collector fault plan (see ``doow_serverless.collector._faults``), and what the driver does
+collector fault plan (see ``doow_serverless_dev.collector._faults``), and what the driver does
 to the function or the collector itself (stop the collector, freeze or kill the process).
 Timings are given relative to the flush budget, so the same schedule fits any budget.
 

@@ -41,8 +41,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from doow_serverless.collector import Collector
-from doow_serverless.lambda_local import InvocationResult, LocalFunction
+from doow_serverless_dev.collector import Collector
+from doow_serverless_dev.lambda_local import InvocationResult, LocalFunction
 
 from .accounting import InvocationRecord, Ledger, balance
 from .faults import Ending, Fault, FaultKind, Timings, schedule

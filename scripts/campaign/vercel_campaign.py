@@ -6,7 +6,7 @@
 The campaign function (``vercel_function/api/campaign_vercel.py``, a ``handler`` class
 wrapped with ``with_vercel``) is served by Vercel's own runtime (``vercel_runtime.vc_init``
 from ``vercel-runtime``, in ``.venv-vercel``) over its IPC socket, with
-``doow_serverless.vercel_local`` playing the platform: requests with the
+``doow_serverless_dev.vercel_local`` playing the platform: requests with the
 ``x-vercel-internal-*`` headers and a deadline, the end of each invocation (after the
 ``wait_until`` work, that is the flush), and the kill of the instance at the deadline.
 
@@ -28,8 +28,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from doow_serverless.lambda_local import InvocationResult
-from doow_serverless.vercel_local import VercelFunction, VercelResponse
+from doow_serverless_dev.lambda_local import InvocationResult
+from doow_serverless_dev.vercel_local import VercelFunction, VercelResponse
 
 from .faults import Timings
 from .lambda_campaign import Output, Platform, invocation_result, main_for
@@ -51,7 +51,7 @@ How it differs from the Lambda run (`scripts/campaign/vercel_campaign.py`):
 - The function (`vercel_function/api/campaign_vercel.py`, a `BaseHTTPRequestHandler`
   class wrapped with `with_vercel`) is served by `vercel_runtime.vc_init` from
   `vercel-runtime` (Python 3.12, `.venv-vercel`) in its IPC mode. The campaign plays the
-  platform (`doow_serverless.vercel_local`): each request carries the
+  platform (`doow_serverless_dev.vercel_local`): each request carries the
   `x-vercel-internal-*` headers and a deadline 1.5 s ahead; the invocation is over when
   the runtime reports `end` over the IPC socket, which it does once the work handed to
   `wait_until` (the SDK's flush, after the response) is done; an instance that has not

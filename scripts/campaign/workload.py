@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from doow_serverless._wire import event_id_from_seed
+from doow_serverless._core.wire import event_id_from_seed
 
 LICENSE = "lic_campaign"
 # The collector is started with this license refused: events under it get a 207 rejection.

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._constants import SDK_VERSION as __version__
-from ._errors import (
+from ._client.tracker import DoowTracker, FlushResult, TrackerStats
+from ._core.constants import SDK_VERSION as __version__
+from ._core.errors import (
     DoowAuthError,
     DoowConfigError,
     DoowDeliveryError,
@@ -19,10 +20,9 @@ from ._errors import (
     DoowValidationError,
     Rejection,
 )
-from ._tracker import DoowTracker, FlushResult, TrackerStats
 
 if TYPE_CHECKING:
-    from ._invocation import default_tracker
+    from ._invocation.engine import default_tracker
     from .aws_lambda import with_lambda
     from .azure_functions import with_azure_function
     from .vercel import with_vercel
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "with_azure_function": "azure_functions",
     "with_lambda": "aws_lambda",
-    "default_tracker": "_invocation",
+    "default_tracker": "_invocation.engine",
     "with_vercel": "vercel",
 }
 

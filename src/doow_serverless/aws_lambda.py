@@ -17,8 +17,9 @@ import functools
 from collections.abc import Callable
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
-from ._errors import DoowConfigError
-from ._invocation import (
+from ._client.tracker import DoowTracker
+from ._core.errors import DoowConfigError
+from ._invocation.engine import (
     FlushPolicy,
     Idempotency,
     call_with_flush,
@@ -27,7 +28,6 @@ from ._invocation import (
     is_coroutine_function,
     resolve_flush_policy,
 )
-from ._tracker import DoowTracker
 
 __all__ = ["LambdaDecorator", "default_tracker", "with_lambda"]
 

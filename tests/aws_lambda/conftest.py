@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from doow_serverless import DoowTracker
-from doow_serverless.collector import Collector
-from doow_serverless.lambda_local import LocalFunction
+from doow_serverless_dev.collector import Collector
+from doow_serverless_dev.lambda_local import LocalFunction
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_DIR = REPO / "examples" / "lambda"

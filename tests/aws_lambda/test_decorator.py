@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from doow_serverless import DoowConfigError, DoowTracker, _invocation, with_lambda
-from doow_serverless._invocation import FlushPolicy, resolve_flush_policy
-from doow_serverless._transport import Answer
+from doow_serverless import DoowConfigError, DoowTracker, with_lambda
+from doow_serverless._delivery.transport import Answer
+from doow_serverless._invocation import engine as _invocation
+from doow_serverless._invocation.engine import FlushPolicy, resolve_flush_policy
 from doow_serverless.aws_lambda import default_tracker
-from doow_serverless.collector import Collector
+from doow_serverless_dev.collector import Collector
 
 from .conftest import LAMBDA_ENVIRON, TEST_KEY, lambda_context
 

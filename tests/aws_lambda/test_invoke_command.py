@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from doow_serverless.cli import main
-from doow_serverless.collector import Collector
+from doow_serverless_dev.collector import Collector
 
 from .conftest import EVENTS_DIR, REPO
 

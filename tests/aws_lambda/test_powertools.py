@@ -19,7 +19,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, APIGatew
 from aws_lambda_powertools.metrics import MetricUnit
 
 from doow_serverless import DoowTracker, with_lambda
-from doow_serverless.collector import Collector
+from doow_serverless_dev.collector import Collector
 
 from .conftest import EVENTS_DIR, lambda_context
 

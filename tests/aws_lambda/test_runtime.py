@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from doow_serverless.collector import Collector
+from doow_serverless_dev.collector import Collector
 
 from .conftest import FUNCTIONS_DIR, MakeFunction, example_event
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from doow_serverless.lambda_local._template import TemplateError, read_functions
+from doow_serverless_dev.lambda_local._template import TemplateError, read_functions
 
 from .conftest import EXAMPLE_DIR, REPO
 

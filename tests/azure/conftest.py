@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from doow_serverless._azure_local import LocalFunctionApp
-from doow_serverless.collector import Collector
+from doow_serverless_dev.azure_local import LocalFunctionApp
+from doow_serverless_dev.collector import Collector
 
 REPO = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).resolve().parent / "apps"

@@ -23,11 +23,12 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from doow_serverless import DoowConfigError, DoowTracker, _invocation, with_azure_function
+from doow_serverless import DoowConfigError, DoowTracker, with_azure_function
 from doow_serverless import azure_functions as integration
-from doow_serverless._wire import event_id_from_seed
+from doow_serverless._core.wire import event_id_from_seed
+from doow_serverless._invocation import engine as _invocation
 from doow_serverless.azure_functions import default_tracker, resolve_function_timeout
-from doow_serverless.collector import Collector
+from doow_serverless_dev.collector import Collector
 
 from .conftest import AZURE_ENVIRON, LICENSE, TEST_KEY
 

@@ -16,7 +16,7 @@ import azure.functions as func
 import pytest
 
 from doow_serverless import DoowTracker, with_azure_function
-from doow_serverless._azure_local import AppLoadError
+from doow_serverless_dev.azure_local import AppLoadError
 
 from .conftest import APPS, AZURE_ENVIRON, MakeApp
 
@@ -152,7 +152,7 @@ def test_the_worker_indexes_and_loads_the_same_functions_wrapped_or_not(
 def test_the_worker_refuses_an_app_that_puts_the_decorator_above_app_route(
     azure_python: str,
 ) -> None:
-    from doow_serverless._azure_local import LocalFunctionApp
+    from doow_serverless_dev.azure_local import LocalFunctionApp
 
     app = LocalFunctionApp(APPS / "v2_wrong_order", python=azure_python)
     with pytest.raises(AppLoadError, match=r"below the app's decorators"):

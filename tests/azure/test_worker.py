@@ -14,15 +14,15 @@ from collections import Counter
 
 import pytest
 
-from doow_serverless._azure_local import (
+from doow_serverless._core.wire import event_id_from_seed
+from doow_serverless_dev.azure_local import (
     Call,
     TriggerInput,
     http_request,
     queue_message,
     timer_tick,
 )
-from doow_serverless._wire import event_id_from_seed
-from doow_serverless.collector import Collector
+from doow_serverless_dev.collector import Collector
 
 from .conftest import APPS, MakeApp
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from doow_serverless.collector import Collector
+from doow_serverless_dev.collector import Collector
 
 CollectorFactory = Callable[..., Collector]  # the collector_factory fixture
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from doow_serverless.collector import Collector
+from doow_serverless_dev.collector import Collector
 
 from .helpers import batch, metric_event, post
 

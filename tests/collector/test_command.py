@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from doow_serverless.collector import Collector
-from doow_serverless.collector._command import (
+from doow_serverless_dev.collector import Collector
+from doow_serverless_dev.collector._command import (
     configure_collector_parser,
     configure_events_parser,
     format_table,
@@ -140,7 +140,15 @@ def test_the_collector_runs_in_the_foreground_until_signalled(
 ) -> None:
     db = tmp_path / "collector.sqlite3"
     env = {**os.environ, "DOOW_COLLECTOR_API_KEYS": " dk_first , dk_second,"}
-    command = [sys.executable, "-m", "doow_serverless.collector", "--port", "0", "--db", str(db)]
+    command = [
+        sys.executable,
+        "-m",
+        "doow_serverless_dev.collector",
+        "--port",
+        "0",
+        "--db",
+        str(db),
+    ]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path
     )

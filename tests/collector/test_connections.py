@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from doow_serverless.collector import Collector
+from doow_serverless_dev.collector import Collector
 
 from .helpers import CollectorFactory, batch, client, event, json_of, post, raw_exchange, status_of
 

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from doow_serverless.collector import Collector, FaultPlanError
-from doow_serverless.collector._http import is_loopback
+from doow_serverless_dev.collector import Collector, FaultPlanError
+from doow_serverless_dev.collector._http import is_loopback
 
 from .helpers import CollectorFactory, batch, client, event, post
 

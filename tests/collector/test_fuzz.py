@@ -14,7 +14,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from doow_serverless.collector import Collector
+from doow_serverless_dev.collector import Collector
 
 from .helpers import AUTH, INGEST, CollectorFactory, batch, client, event, post
 

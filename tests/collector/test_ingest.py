@@ -13,8 +13,8 @@ import zlib
 import httpx
 import pytest
 
-from doow_serverless._constants import MAX_BATCH_BYTES
-from doow_serverless.collector import Collector
+from doow_serverless._core.constants import MAX_BATCH_BYTES
+from doow_serverless_dev.collector import Collector
 
 from .helpers import (
     AUTH,
@@ -386,7 +386,7 @@ def test_an_internal_error_is_a_logged_generic_500(
     running = collector_factory()
     assert running._state is not None
     running._state.store.close()  # a genuine fault: the store is gone under a running server
-    with caplog.at_level(logging.ERROR, logger="doow_serverless.collector"):
+    with caplog.at_level(logging.ERROR, logger="doow_serverless_dev.collector"):
         response = post(running, batch([event()]))
     message = assert_error(response, 500, "InternalServerError")
     assert message == "internal error; see the collector's log"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from doow_serverless.collector import Collector
+from doow_serverless_dev.collector import Collector
 
 from .helpers import CollectorFactory, batch, client, event, metric_event, post
 

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from doow_serverless import DoowError, DoowTracker
-from doow_serverless.collector import Collector
+from doow_serverless_dev.collector import Collector
 
 KEY = "dk_test_delivery_5f3a9c"
 

@@ -30,11 +30,11 @@ from typing import Any
 import pytest
 
 from doow_serverless import DoowQueueFullError
-from doow_serverless._outbox import Unencodable
-from doow_serverless._unsent_log import unsent_lines
-from doow_serverless._watch import unwatch, watch
-from doow_serverless._wire import encode_batch
-from doow_serverless.collector import Collector
+from doow_serverless._core.wire import encode_batch
+from doow_serverless._delivery.outbox import Unencodable
+from doow_serverless._durability.lines import unsent_lines
+from doow_serverless._invocation.watch import unwatch, watch
+from doow_serverless_dev.collector import Collector
 
 from .conftest import KEY, MakeTracker, Reported, track_many
 from .test_deadlines import TOLERANCE_S

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from doow_serverless.collector import Collector
+from doow_serverless_dev.collector import Collector
 
 from .conftest import KEY
 

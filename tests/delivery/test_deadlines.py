@@ -6,7 +6,7 @@ import threading
 import time
 
 from doow_serverless import DoowDeliveryError
-from doow_serverless.collector import Collector
+from doow_serverless_dev.collector import Collector
 
 from .conftest import MakeTracker, track_many
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from doow_serverless import DoowQueueFullError, DoowTracker
-from doow_serverless.collector import Collector
+from doow_serverless_dev.collector import Collector
 
 from .conftest import KEY, MakeTracker, Reported, track_many
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from doow_serverless._unsent_log import unsent_lines
-from doow_serverless.collector import Collector
+from doow_serverless._durability.lines import unsent_lines
+from doow_serverless_dev.collector import Collector
 
 from .conftest import KEY
 from .test_spool import (

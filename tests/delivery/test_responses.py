@@ -8,7 +8,7 @@ import time
 import pytest
 
 from doow_serverless import DoowAuthError, DoowDeliveryError, DoowRejectedError
-from doow_serverless.collector import Collector
+from doow_serverless_dev.collector import Collector
 
 from ..conftest import CollectorFactory
 from .conftest import MakeTracker, Reported, track_many

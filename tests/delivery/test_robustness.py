@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from doow_serverless import DoowConfigError, DoowError, DoowTracker
-from doow_serverless._invocation import (
+from doow_serverless._delivery.transport import Answer, HttpxTransport
+from doow_serverless._invocation.engine import (
     FlushPolicy,
     call_with_flush,
     flush_off_loop,
 )
-from doow_serverless._transport import Answer, HttpxTransport
-from doow_serverless.collector import Collector
+from doow_serverless_dev.collector import Collector
 
 from .conftest import KEY, MakeTracker, Reported, track_many
 from .test_deadlines import TOLERANCE_S

@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 
 from doow_serverless import DoowConfigError, DoowDeliveryError, DoowTracker, TrackerStats
-from doow_serverless._unsent_log import read_unsent
-from doow_serverless._wire import encode_batch, event_id_from_seed
-from doow_serverless.collector import Collector
+from doow_serverless._core.wire import encode_batch, event_id_from_seed
+from doow_serverless._durability.lines import read_unsent
+from doow_serverless_dev.collector import Collector
 
 from .conftest import KEY, MakeTracker, Reported, track_many
 

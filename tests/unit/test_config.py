@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from doow_serverless import DoowConfigError, DoowTracker
-from doow_serverless._config import is_plain_http_host, key_hint, redact, resolve_config
+from doow_serverless._core.config import is_plain_http_host, key_hint, redact, resolve_config
 
 KEY = "dk_live_0123456789abcdef"
 

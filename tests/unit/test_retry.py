@@ -8,14 +8,14 @@ from email.utils import format_datetime
 
 import pytest
 
-from doow_serverless._invocation import FlushPolicy, resolve_flush_policy
-from doow_serverless._retry import (
+from doow_serverless._delivery.retry import (
     RETRY_AFTER_CAP_S,
     Disposition,
     backoff_delay,
     classify,
     retry_after_seconds,
 )
+from doow_serverless._invocation.engine import FlushPolicy, resolve_flush_policy
 
 
 @pytest.mark.parametrize(

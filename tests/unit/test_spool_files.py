@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from doow_serverless._constants import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
-from doow_serverless._outbox import pack_documents
-from doow_serverless._spool import Spool, SpoolUnavailable, parse_batch_body
-from doow_serverless._wire import encode_batch
+from doow_serverless._core.constants import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
+from doow_serverless._core.wire import encode_batch
+from doow_serverless._delivery.outbox import pack_documents
+from doow_serverless._durability.spool import Spool, SpoolUnavailable, parse_batch_body
 
 BIG = 2**40
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from doow_serverless._constants import MAX_BATCH_BYTES, MAX_METADATA_BYTES
-from doow_serverless._unsent_log import (
+from doow_serverless._core.constants import MAX_BATCH_BYTES, MAX_METADATA_BYTES
+from doow_serverless._core.wire import encode_batch, read_event
+from doow_serverless._durability.lines import (
     FORMAT_VERSION,
     MARKER,
     MAX_LINE_BYTES,
@@ -18,7 +19,6 @@ from doow_serverless._unsent_log import (
     unsent_lines,
     write_unsent,
 )
-from doow_serverless._wire import encode_batch, read_event
 
 BATCH_ID = "0b7d3c52-9a41-4e0f-8f6b-2d5e4c3a1b09"
 # CloudWatch cuts a log event at 256 KiB, 26 bytes of which are its own; a Lambda line

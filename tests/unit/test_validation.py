@@ -233,7 +233,7 @@ def test_non_ascii_text_is_fine(offline_tracker: MakeTracker) -> None:
 def test_rfc3339_timestamps_read_the_same_on_every_supported_python(
     text: str, expected: float
 ) -> None:
-    from doow_serverless._events import parse_timestamp
+    from doow_serverless._core.events import parse_timestamp
 
     assert parse_timestamp(text) == pytest.approx(expected)
 

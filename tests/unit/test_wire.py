@@ -12,9 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from doow_serverless._events import QueuedEvent, format_timestamp, parse_timestamp
-from doow_serverless._outbox import Outbox, Unencodable
-from doow_serverless._wire import (
+from doow_serverless._core.events import QueuedEvent, format_timestamp, parse_timestamp
+from doow_serverless._core.wire import (
     WireError,
     WireEvent,
     decode_body,
@@ -28,6 +27,7 @@ from doow_serverless._wire import (
     sanitize_server_text,
     settle_event_ids,
 )
+from doow_serverless._delivery.outbox import Outbox, Unencodable
 
 names = st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40).filter(
     lambda text: not text.isspace()

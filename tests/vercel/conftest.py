@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from doow_serverless.collector import Collector
-from doow_serverless.vercel_local import VercelFunction
+from doow_serverless_dev.collector import Collector
+from doow_serverless_dev.vercel_local import VercelFunction
 
 REPO = Path(__file__).resolve().parents[2]
 FUNCTIONS_DIR = Path(__file__).resolve().parent / "functions"

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from doow_serverless.collector import Collector
-from doow_serverless.vercel_local import VercelResponse
+from doow_serverless_dev.collector import Collector
+from doow_serverless_dev.vercel_local import VercelResponse
 
 from .conftest import EXAMPLE_DIR, FUNCTIONS_DIR, KINDS, TEST_KEY, MakeFunction
 

@@ -25,14 +25,15 @@ import pytest
 from flask import Flask
 from werkzeug.test import Client as WerkzeugClient
 
-from doow_serverless import DoowConfigError, DoowTracker, _invocation, with_vercel
-from doow_serverless.collector import Collector
+from doow_serverless import DoowConfigError, DoowTracker, with_vercel
+from doow_serverless._invocation import engine as _invocation
 from doow_serverless.vercel import (
     DEFAULT_MAX_DURATION_S,
     ENV_MAX_DURATION,
     default_tracker,
     resolve_max_duration,
 )
+from doow_serverless_dev.collector import Collector
 
 from .conftest import TEST_KEY
 

@@ -1,0 +1,937 @@
+"""DoowTracker: validate and queue usage events, and deliver them within a deadline."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import math
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar, overload
+
+from .._core import constants as C
+from .._core.config import UNSET, Maybe, TrackerConfig, key_hint, redact, resolve_config
+from .._core.deadline import Deadline
+from .._core.errors import (
+    DoowAuthError,
+    DoowConfigError,
+    DoowDeliveryError,
+    DoowError,
+    DoowQueueFullError,
+    DoowRejectedError,
+    DoowValidationError,
+    Rejection,
+)
+from .._core.events import (
+    MAX_QUANTITY,
+    QueuedEvent,
+    attribution_problem,
+    check,
+    kind_problem,
+    name_problem,
+    optional_text_problem,
+    parse_timestamp,
+    quantity_problem,
+)
+from .._core.platform import detect_platform
+from .._core.wire import canonical_uuid
+from .._delivery.outbox import CLOSED, FULL, Batch, Outbox, Unencodable
+from .._delivery.send import (
+    ClientRefused,
+    Delivered,
+    Outcome,
+    Refused,
+    TooLarge,
+    Unsent,
+    send_batch,
+)
+from .._delivery.transport import HttpxTransport, Transport
+from .._durability.carryover import CarryOver
+from .._invocation.scope import current_scope, process_scope
+
+if TYPE_CHECKING:
+    from .._invocation.engine import Idempotency
+    from ..aws_lambda import LambdaDecorator
+    from ..azure_functions import AzureFunctionDecorator
+    from ..vercel import VercelDecorator
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+logger = logging.getLogger(C.LOGGER_NAME)
+
+ErrorHandler = Callable[[DoowError], object]
+
+# On serverless platforms, the share of a flush's budget (at most MAX_LOG_TIME_S) kept for
+# printing what could not be sent; before sending, spooling what is queued
+# may take at most half the budget.
+LOG_SHARE = 0.1
+MAX_LOG_TIME_S = 0.05
+# How long a flush started by the background thread may take.
+BACKGROUND_FLUSH_TIMEOUT_S = 30.0
+# In a long-running process a full queue makes track() wait this long for the background
+# sender to free space before an event is dropped: usage events are money, and slowing a
+# burst down is better than losing part of it. On serverless platforms nothing sends
+# during the invocation, so waiting could not help and track() drops (and counts) at once.
+FULL_QUEUE_WAIT_S = 5.0
+
+_INF = math.inf
+_USAGE = C.KIND_USAGE
+_now = time.time
+_MAX_NAME = C.MAX_NAME_LENGTH
+_MAX_QUANTITY = MAX_QUANTITY
+_MAX_KEYS = C.MAX_ATTRIBUTION_KEYS
+# Builds the NamedTuple without the extra Python frame of its generated __new__.
+_new_event: Callable[[type[QueuedEvent], tuple[Any, ...]], QueuedEvent] = tuple.__new__
+_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+class FlushResult(NamedTuple):
+    """What one flush did. ``pending`` events are still queued and go out at the next flush."""
+
+    delivered: int
+    rejected: int
+    pending: int
+    elapsed: float
+    # Why events are still pending when they are; otherwise the last refusal, if any.
+    error: DoowError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is left to send."""
+        return self.pending == 0
+
+
+class _Step(NamedTuple):
+    """What settling one batch did, for the flush's totals."""
+
+    delivered: int
+    rejected: int
+    error: DoowError | None = None  # why sending stopped in this flush
+    rejection: DoowRejectedError | None = None
+
+
+class TrackerStats(NamedTuple):
+    """Where every event given to ``track()`` has gone so far.
+
+    ``tracked + recovered == delivered + rejected + dropped + persisted + pending``.
+    """
+
+    tracked: int  # passed validation
+    delivered: int  # acknowledged by the server
+    rejected: int  # refused for good by the server (reported with the reason)
+    dropped: int  # lost to an explicit limit: a full queue, or nowhere to persist (reported)
+    invalid: int  # failed validation (reported; not tracked)
+    pending: int  # still queued here: sent by the next flush
+    persisted: int = 0  # left at shutdown in the spool or a log line, for replay
+    recovered: int = 0  # found in the spool of a process that died here before
+
+
+class DoowTracker:
+    """Buffers usage events and sends them to Doow in batches.
+
+    ``track()`` only validates and queues. Sending happens in ``flush(timeout)``, which the
+    serverless wrappers call with a budget taken from the invocation's remaining time, and
+    in long-running processes also from one background thread, started on the first
+    ``track()``. Nothing is sent, and no thread started, by the constructor.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        endpoint: Maybe[str] = UNSET,
+        enabled: Maybe[bool] = UNSET,
+        attribution: Maybe[Mapping[str, object] | None] = UNSET,
+        debug: Maybe[bool] = UNSET,
+        strict: Maybe[bool] = UNSET,
+        flush_at: Maybe[int] = UNSET,
+        flush_interval: Maybe[float] = UNSET,
+        max_queue_size: Maybe[int] = UNSET,
+        timeout: Maybe[float] = UNSET,
+        retry_count: Maybe[int] = UNSET,
+        compression: Maybe[str | None] = UNSET,
+        allow_http: Maybe[bool] = UNSET,
+        spool: Maybe[str | os.PathLike[str] | bool] = UNSET,
+        spool_max_bytes: Maybe[int] = UNSET,
+        log_unsent: Maybe[bool] = UNSET,
+        on_error: ErrorHandler | None = None,
+        transport: Transport | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        environ = os.environ if environ is None else environ
+        self._platform = detect_platform(environ)
+        self._config: TrackerConfig = resolve_config(
+            environ,
+            api_key=UNSET if api_key is None else api_key,
+            endpoint=endpoint,
+            enabled=enabled,
+            attribution=attribution,
+            debug=debug,
+            strict=strict,
+            flush_at=flush_at,
+            flush_interval=flush_interval,
+            max_queue_size=max_queue_size,
+            timeout=timeout,
+            retry_count=retry_count,
+            compression=compression,
+            allow_http=allow_http,
+            spool=spool,
+            spool_max_bytes=spool_max_bytes,
+            log_unsent=log_unsent,
+            serverless=self._platform is not None,
+        )
+        if on_error is not None and not callable(on_error):
+            raise DoowConfigError(f"on_error must be callable, got {type(on_error).__name__}")
+        self._on_error = on_error
+        self._transport: Transport = transport if transport is not None else HttpxTransport()
+        self._outbox = Outbox(self._config.max_queue_size)
+        self._enabled = self._config.enabled
+        self._strict = self._config.strict
+        self._flush_at = self._config.flush_at
+        self._closed = False
+        self._closing = threading.Event()
+        self._lock = threading.Lock()
+        self._worker: Any = None
+        self._start_worker = self._platform is None
+        self._stopped: DoowDeliveryError | None = None  # why sending stopped for good
+        self._not_before = 0.0
+        self._counts = {"dropped": 0, "invalid": 0}
+        self._dropped_unreported = 0
+        self._background_stalled = False
+        self._carry_over = CarryOver(
+            self._config if self._enabled else self._config._replace(spool_dir=None)
+        )
+        # On a serverless platform the process may be frozen, then killed, after any flush:
+        # what a flush leaves unsent is made durable before it returns.
+        self._persist_each_flush = self._platform is not None
+
+        if self._config.debug:
+            _enable_debug_logging()
+        for warning in self._config.warnings:
+            logger.warning("doow-serverless: %s", warning)
+        if self._enabled and self._config.send_blocker:
+            logger.warning(
+                "doow-serverless: events will be kept but not sent: %s", self._config.send_blocker
+            )
+        _live_trackers.add(self)
+
+    # ------------------------------------------------------------------------------
+    # Recording
+
+    def track(
+        self,
+        metric: str,
+        quantity: int | float,
+        license_id: str,
+        *,
+        unit: str | None = None,
+        attribution: Mapping[str, str | int | float | bool] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        kind: str = C.KIND_USAGE,
+        timestamp: Any = None,
+        event_id: str | None = None,
+        idempotency_key: str | None = None,
+        source_system: str | None = None,
+    ) -> None:
+        """Validate one usage event and queue it. Never blocks on the network.
+
+        An invalid event is reported through ``on_error`` and the log, and dropped; with
+        ``strict=True`` a :class:`DoowValidationError` is raised here instead.
+        """
+        if not self._enabled:
+            return
+        try:
+            # The common case is checked inline (this is the hot path); the rule functions
+            # run only to explain a failure, or for the less common fields.
+            if (
+                type(metric) is not str
+                or not metric
+                or len(metric) > _MAX_NAME
+                or metric.isspace()
+                or not metric.isascii()
+            ):
+                check("metric", name_problem(metric))
+            if (
+                type(license_id) is not str
+                or not license_id
+                or len(license_id) > _MAX_NAME
+                or license_id.isspace()
+                or not license_id.isascii()
+            ):
+                check("license_id", name_problem(license_id))
+            if kind is not _USAGE:
+                check("kind", kind_problem(kind))
+            quantity_type = type(quantity)
+            if (
+                (quantity_type is not int and quantity_type is not float)
+                or not 0 < quantity < _INF
+                or kind != _USAGE
+                or quantity > _MAX_QUANTITY
+            ):
+                check("quantity", quantity_problem(quantity, kind))
+            if unit is not None and (
+                type(unit) is not str or len(unit) > _MAX_NAME or not unit.isascii()
+            ):
+                check("unit", optional_text_problem(unit))
+            if source_system is not None:
+                check("source_system", optional_text_problem(source_system))
+            if attribution is not None:
+                # A private copy: the caller may change its dict after track() returns.
+                if type(attribution) is dict:
+                    attribution = attribution.copy()
+                elif isinstance(attribution, Mapping):
+                    attribution = dict(attribution)
+                problem = attribution_problem(attribution)
+                if problem is not None:
+                    raise DoowValidationError("attribution", problem)
+                defaults = self._config.attribution
+                if defaults and len(defaults) + len(attribution) > _MAX_KEYS:
+                    merged = len({**defaults, **attribution})
+                    if merged > _MAX_KEYS:
+                        raise DoowValidationError(
+                            "attribution",
+                            f"merged with the tracker's attribution it has {merged} keys; "
+                            f"the limit is {_MAX_KEYS}",
+                        )
+            if metadata is not None:
+                metadata = _copy_metadata(metadata)
+            occurred_at = _now() if timestamp is None else parse_timestamp(timestamp)
+            id_seed = None
+            if event_id is not None:
+                event_id = _checked_event_id(event_id)
+            elif idempotency_key is not None:
+                if type(idempotency_key) is not str or not idempotency_key:
+                    raise DoowValidationError(
+                        "idempotency_key", "must be a non-empty string when given"
+                    )
+                id_seed = "key:" + idempotency_key
+            else:
+                scope = current_scope.get() or process_scope.current
+                if scope is not None:
+                    id_seed = scope.next_seed()
+        except DoowValidationError as error:
+            self._count("invalid")
+            if self._strict:
+                raise
+            self._report(error)
+            return
+
+        event = _new_event(
+            QueuedEvent,
+            (
+                metric,
+                quantity,
+                license_id,
+                unit,
+                kind,
+                occurred_at,
+                attribution or None,
+                metadata,
+                event_id,
+                id_seed,
+                source_system,
+            ),
+        )
+        if self._start_worker:
+            self._ensure_worker()
+        queued = self._outbox.put(event)
+        if queued == FULL and self._worker is not None and self._sender_healthy():
+            self._worker.wake()
+            queued = self._outbox.put_waiting(event, FULL_QUEUE_WAIT_S)
+        if queued < 0:
+            self._drop(
+                1,
+                "the tracker is shut down"
+                if queued == CLOSED
+                else f"the queue holds max_queue_size={self._config.max_queue_size} events",
+            )
+            return
+        if queued >= self._flush_at and self._worker is not None:
+            self._worker.wake()
+
+    # ------------------------------------------------------------------------------
+    # Sending
+
+    def flush(self, timeout: float | None = None) -> FlushResult:
+        """Send what is queued, and wait for batches in flight, for at most ``timeout`` seconds.
+
+        Every request timeout, backoff and Retry-After wait is clipped to the deadline.
+        Whatever could not be sent in time stays queued, in order, with the same ids.
+        """
+        started = time.monotonic()
+        budget = self._config.timeout if timeout is None else timeout
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or math.isnan(budget):
+            raise DoowConfigError(f"flush timeout must be a number of seconds, got {budget!r}")
+        deadline = Deadline(_seconds(budget))
+        if not self._enabled:
+            return FlushResult(0, 0, 0, 0.0)
+        self._report_dropped()
+        delivered = rejected = 0
+        rejection: DoowRejectedError | None = None
+        self._open_carry_over()
+        # Events too large to ever be sent, found while forming batches: refused locally.
+        refused: list[Unencodable] = []
+        self._carry_over.form(self._outbox, refused, Deadline(deadline.remaining() / 2))
+        sending = deadline
+        if self._persist_each_flush and self._config.log_unsent:
+            # Time kept back for the log lines of what could not be sent (usually none).
+            keep = min(deadline.remaining() * LOG_SHARE, MAX_LOG_TIME_S)
+            sending = Deadline(deadline.remaining() - keep)
+        error: DoowError | None = self._blocked_reason()
+        while error is None:
+            if sending.expired():
+                if len(self._outbox):
+                    error = DoowDeliveryError("the flush budget ran out")
+                break
+            batch = self._outbox.claim(self._config.attribution, refused)
+            if batch is None:
+                if self._outbox.wait_for_others(sending.remaining()):
+                    continue
+                break
+            if not batch.spool_files:
+                self._carry_over.spool(batch)
+            batch.sealed = True
+            try:
+                outcome: Outcome = send_batch(
+                    batch,
+                    config=self._config,
+                    transport=self._transport,
+                    deadline=sending,
+                    sleep=self._closing_wait,
+                )
+            except Exception as exc:
+                # A bug below, or a library error no one foresaw: the batch is kept for the
+                # next flush, never stranded in flight, and nothing reaches the caller.
+                logger.debug("doow-serverless: sending failed unexpectedly", exc_info=True)
+                outcome = Unsent(f"unexpected {type(exc).__name__} while sending", 1)
+            step = self._settle(batch, outcome)
+            delivered += step.delivered
+            rejected += step.rejected
+            rejection = step.rejection or rejection
+            error = step.error
+        if self._persist_each_flush and len(self._outbox):
+            why = str(error or "the flush budget ran out")
+            self._carry_over.log_unlogged(self._outbox, why, refused, deadline)
+        if refused:
+            rejected += len(refused)
+            rejection = rejection or self._refused_locally(refused)
+        return FlushResult(
+            delivered=delivered,
+            rejected=rejected,
+            pending=len(self._outbox),
+            elapsed=time.monotonic() - started,
+            error=error or rejection,
+        )
+
+    def _settle(self, batch: Batch, outcome: Outcome) -> _Step:
+        """Account for how one batch's sending ended; report what must be reported."""
+        halves: tuple[Batch, Batch] | None = None
+        if isinstance(outcome, TooLarge) and len(batch) > 1:
+            halves = batch.halves()
+            self._carry_over.split(batch, halves)  # the halves first: a kill loses nothing
+        if isinstance(outcome, (Delivered, Refused, TooLarge)):
+            self._carry_over.settled(batch)
+        if isinstance(outcome, Delivered):
+            self._outbox.settle(batch, rejected=len(outcome.rejections))
+            accepted = len(batch) - len(outcome.rejections)
+            if not outcome.rejections:
+                return _Step(accepted, 0)
+            return _Step(
+                accepted,
+                len(outcome.rejections),
+                rejection=self._rejected(
+                    outcome.rejections,
+                    f"the server refused {len(outcome.rejections)} of {len(batch)} events in "
+                    f"batch {batch.batch_id}: {_summarize(outcome.rejections)}",
+                    status=207,
+                    batch=batch,
+                ),
+            )
+        if isinstance(outcome, TooLarge):
+            if halves is not None:
+                self._outbox.replace(batch, halves)
+                return _Step(0, 0)
+            self._outbox.settle(batch, rejected=1)
+            only = batch.event_ids[0]
+            return _Step(
+                0,
+                1,
+                rejection=self._rejected(
+                    [Rejection(only, "too large (413)")],
+                    f"the server refused event {only} as too large (413)",
+                    status=413,
+                    batch=batch,
+                ),
+            )
+        if isinstance(outcome, Refused):
+            self._outbox.settle(batch, rejected=len(batch))
+            return _Step(
+                0,
+                len(batch),
+                rejection=self._rejected(
+                    [Rejection(event_id, outcome.message) for event_id in batch.event_ids],
+                    f"the server refused batch {batch.batch_id} of {len(batch)} events for "
+                    f"good (HTTP {outcome.status}): {outcome.message}",
+                    status=outcome.status,
+                    batch=batch,
+                ),
+            )
+        self._outbox.release(batch)
+        if isinstance(outcome, ClientRefused):
+            return _Step(0, 0, error=self._stop_sending(outcome.status, outcome.message))
+        if outcome.not_before is not None:
+            self._not_before = max(self._not_before, outcome.not_before)
+        error = DoowDeliveryError(
+            f"batch {batch.batch_id} of {len(batch)} events not delivered after "
+            f"{outcome.attempts} attempt(s), kept for the next flush: {outcome.reason}",
+            batch_id=batch.batch_id,
+            event_count=len(batch),
+        )
+        self._report(error)
+        return _Step(0, 0, error=error)
+
+    def _rejected(
+        self,
+        rejections: list[Rejection],
+        message: str,
+        *,
+        status: int | None = None,
+        batch: Batch | None = None,
+    ) -> DoowRejectedError:
+        """Report events refused for good (the outbox has counted them)."""
+        error = DoowRejectedError(
+            message,
+            rejections=rejections,
+            status=status,
+            batch_id=None if batch is None else batch.batch_id,
+        )
+        self._report(error)
+        return error
+
+    def shutdown(self, timeout: float = C.DEFAULT_SHUTDOWN_TIMEOUT_S) -> FlushResult:
+        """Flush, wait for batches in flight, then close the connection. Safe to call twice.
+
+        What could not be delivered is kept for replay: in the spool when there is one,
+        else as log lines on stdout (see ``doow-serverless replay``).
+        """
+        return self._shutdown(timeout, hand_over=True)
+
+    def _shutdown(self, timeout: float, *, hand_over: bool) -> FlushResult:
+        with self._lock:
+            if self._closed:
+                return FlushResult(0, 0, len(self._outbox), 0.0)
+            self._closed = True
+        self._outbox.close()
+        deadline = Deadline(_seconds(timeout))
+        worker = self._worker
+        if worker is not None:
+            worker.stop(0)
+        result = self.flush(deadline.remaining())
+        if worker is not None:
+            worker.stop(deadline.remaining())
+        self._closing.set()
+        self._transport.close()
+        _live_trackers.discard(self)
+        if result.pending and self._enabled and hand_over:
+            self._hand_over_unsent(result)
+        self._carry_over.close()
+        return result
+
+    def prepare(self) -> None:
+        """Build the HTTP client now rather than at the first flush.
+
+        Platform wrappers call this while the function initialises, so the first
+        invocation does not pay for importing httpx and creating the client.
+        """
+        self._open_carry_over()
+        prepare = getattr(self._transport, "prepare", None)
+        if self._enabled and not self._config.send_blocker and prepare is not None:
+            try:
+                prepare()
+            except Exception:
+                logger.exception("doow-serverless: could not prepare the HTTP client")
+
+    @overload
+    def with_lambda(self, handler: Callable[P, R], /) -> Callable[P, R]: ...
+
+    @overload
+    def with_lambda(
+        self,
+        handler: None = None,
+        /,
+        *,
+        flush_timeout: float | None = None,
+        reserve: float | None = None,
+        idempotency: Idempotency = "invocation",
+    ) -> LambdaDecorator: ...
+
+    def with_lambda(
+        self,
+        handler: Callable[P, R] | None = None,
+        /,
+        *,
+        flush_timeout: float | None = None,
+        reserve: float | None = None,
+        idempotency: Idempotency = "invocation",
+    ) -> Callable[P, R] | LambdaDecorator:
+        """``doow_serverless.with_lambda`` bound to this tracker (``@tracker.with_lambda``)."""
+        from ..aws_lambda import with_lambda  # noqa: PLC0415 - only Lambda functions need it
+
+        decorator = with_lambda(
+            self, flush_timeout=flush_timeout, reserve=reserve, idempotency=idempotency
+        )
+        return decorator if handler is None else decorator(handler)
+
+    @overload
+    def with_vercel(self, target: T, /) -> T: ...
+
+    @overload
+    def with_vercel(
+        self,
+        target: None = None,
+        /,
+        *,
+        flush_timeout: float | None = None,
+        reserve: float | None = None,
+        max_duration: float | None = None,
+        idempotency: Idempotency = "invocation",
+    ) -> VercelDecorator: ...
+
+    def with_vercel(
+        self,
+        target: T | None = None,
+        /,
+        *,
+        flush_timeout: float | None = None,
+        reserve: float | None = None,
+        max_duration: float | None = None,
+        idempotency: Idempotency = "invocation",
+    ) -> T | VercelDecorator:
+        """``doow_serverless.with_vercel`` bound to this tracker (``@tracker.with_vercel``)."""
+        from ..vercel import with_vercel  # noqa: PLC0415 - only Vercel functions need it
+
+        decorator = with_vercel(
+            self,
+            flush_timeout=flush_timeout,
+            reserve=reserve,
+            max_duration=max_duration,
+            idempotency=idempotency,
+        )
+        return decorator if target is None else decorator(target)
+
+    @overload
+    def with_azure_function(self, function: Callable[P, R], /) -> Callable[P, R]: ...
+
+    @overload
+    def with_azure_function(
+        self,
+        function: None = None,
+        /,
+        *,
+        flush_timeout: float | None = None,
+        reserve: float | None = None,
+        idempotency: Idempotency = "invocation",
+    ) -> AzureFunctionDecorator: ...
+
+    def with_azure_function(
+        self,
+        function: Callable[P, R] | None = None,
+        /,
+        *,
+        flush_timeout: float | None = None,
+        reserve: float | None = None,
+        idempotency: Idempotency = "invocation",
+    ) -> Callable[P, R] | AzureFunctionDecorator:
+        """``doow_serverless.with_azure_function`` bound to this tracker."""
+        from ..azure_functions import with_azure_function  # noqa: PLC0415 - Azure only
+
+        decorator = with_azure_function(
+            self, flush_timeout=flush_timeout, reserve=reserve, idempotency=idempotency
+        )
+        return decorator if function is None else decorator(function)
+
+    def stats(self) -> TrackerStats:
+        """Always consistent: ``tracked + recovered == delivered + rejected + dropped +
+        persisted + pending``."""
+        with self._lock:
+            queued = self._outbox.counts()
+            dropped, invalid = self._counts["dropped"], self._counts["invalid"]
+        return TrackerStats(
+            tracked=queued.accepted + dropped,
+            delivered=queued.delivered,
+            rejected=queued.rejected,
+            dropped=dropped + queued.abandoned,
+            invalid=invalid,
+            pending=queued.pending,
+            persisted=queued.persisted,
+            recovered=queued.recovered,
+        )
+
+    @property
+    def config(self) -> TrackerConfig:
+        return self._config
+
+    @property
+    def platform(self) -> str | None:
+        """The serverless platform detected from the environment, if any."""
+        return self._platform
+
+    def __repr__(self) -> str:
+        return (
+            f"DoowTracker(endpoint={self._config.endpoint!r}, "
+            f"key={key_hint(self._config.api_key)!r}, enabled={self._enabled}, "
+            f"pending={len(self._outbox)})"
+        )
+
+    def __enter__(self) -> DoowTracker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    # ------------------------------------------------------------------------------
+    # Carry-over: the spool and the log fallback (see _carryover)
+
+    def _open_carry_over(self) -> None:
+        problem = self._carry_over.open(self._outbox)
+        if problem is not None:
+            self._report(DoowConfigError(f"the spool is off: {problem}"))
+
+    def _persist_queued(self, why: str) -> None:
+        """Spool (else log) what is queued, sending nothing; the deadline watch calls this."""
+        if not self._enabled:
+            return
+        refused: list[Unencodable] = []
+        try:
+            self._open_carry_over()
+            self._carry_over.persist(self._outbox, why, refused)
+        except Exception:
+            logger.exception("doow-serverless: could not persist the queued events")
+        if refused:
+            self._refused_locally(refused)
+
+    def _hand_over_unsent(self, result: FlushResult) -> None:
+        """At shutdown: leave what was not delivered in the spool, else in log lines."""
+        refused: list[Unencodable] = []
+        why = str(result.error or "not delivered before shutdown")
+        kept, lost = self._carry_over.hand_over(self._outbox, why, refused)
+        if refused:
+            self._refused_locally(refused)
+        if kept:
+            self._report(
+                DoowDeliveryError(
+                    f"{kept} event(s) were not delivered before shutdown; they are kept for "
+                    f"replay (spool: "
+                    f"{self._config.spool_dir if self._carry_over.spooling else 'off'}; "
+                    f"log lines: {'on' if self._config.log_unsent else 'off'})",
+                    event_count=kept,
+                )
+            )
+        if lost:
+            self._report(
+                DoowDeliveryError(
+                    f"{lost} event(s) were not delivered before shutdown and could not be "
+                    "kept: the spool is off or full, and log lines are off or failed",
+                    event_count=lost,
+                ),
+                level=logging.ERROR,
+            )
+
+    def _refused_locally(self, refused: list[Unencodable]) -> DoowRejectedError:
+        return self._rejected(
+            [Rejection(item.event_id, item.reason) for item in refused],
+            f"{len(refused)} event(s) that can never be sent were refused locally: "
+            f"{refused[0].reason}",
+        )
+
+    def _resend(self, batches: list[Batch]) -> None:
+        """Queue batches whose event ids are settled already (replay), to be sent first."""
+        self._outbox.adopt(batches)
+
+    # ------------------------------------------------------------------------------
+    # Internals
+
+    def _blocked_reason(self) -> DoowError | None:
+        if self._config.send_blocker:
+            if len(self._outbox):
+                return DoowConfigError(f"events kept, not sent: {self._config.send_blocker}")
+            return None
+        if self._stopped is not None:
+            return self._stopped
+        wait = self._not_before - time.monotonic()
+        if wait > 0 and len(self._outbox):
+            return DoowDeliveryError(f"rate limited by the server for {wait:.1f}s more")
+        return None
+
+    def _stop_sending(self, status: int, message: str) -> DoowDeliveryError:
+        """Stop sending for good after 401/403/404, keeping the events; reported once."""
+        if status == 404:
+            error: DoowDeliveryError = DoowDeliveryError(
+                f"the endpoint {self._config.ingest_url} answered 404 ({message}); check the "
+                "endpoint setting. Sending is stopped for this tracker and events are kept",
+                status=404,
+            )
+        else:
+            error = DoowAuthError(
+                f"the API key {key_hint(self._config.api_key)} was refused ({status}): "
+                f"{message}; sending is stopped for this tracker and events are kept",
+                status=status,
+            )
+        with self._lock:
+            first = self._stopped is None
+            if first:
+                self._stopped = error
+        if first:
+            self._report(error, level=logging.ERROR)
+        return self._stopped or error
+
+    def _drop(self, count: int, why: str) -> None:
+        with self._lock:
+            self._counts["dropped"] += count
+            first = self._dropped_unreported == 0
+            self._dropped_unreported += count
+        if first:
+            self._report(DoowQueueFullError(f"event dropped: {why}", dropped=count))
+
+    def _report_dropped(self) -> None:
+        with self._lock:
+            # The first drop was reported when it happened; the rest are summed here.
+            later = self._dropped_unreported - 1
+            self._dropped_unreported = 0
+        if later > 0:
+            self._report(
+                DoowQueueFullError(f"{later} more events were dropped since", dropped=later)
+            )
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += amount
+
+    def _report(self, error: DoowError, level: int = logging.WARNING) -> None:
+        text = str(error)
+        safe = redact(text, self._config.api_key)
+        if safe != text:  # e.g. a server echoing the key: on_error must not see it either
+            error.args = (safe,)
+        logger.log(level, "doow-serverless: %s", safe)
+        if self._on_error is None:
+            return
+        try:
+            self._on_error(error)
+        except Exception:
+            logger.exception("doow-serverless: the on_error callback raised")
+
+    def _forget_parent_state(self) -> None:
+        self._lock = threading.Lock()
+        self._outbox = Outbox(self._config.max_queue_size)
+        self._counts = {"dropped": 0, "invalid": 0}
+        self._dropped_unreported = 0
+        self._closing = threading.Event()
+        self._worker = None
+        self._start_worker = self._platform is None and not self._closed
+        self._carry_over.forget_after_fork()
+        forget = getattr(self._transport, "forget_after_fork", None)
+        if forget is not None:
+            forget()
+
+    def _sender_healthy(self) -> bool:
+        """Whether waiting for the background sender to free space can help."""
+        return not (self._background_stalled or self._stopped or self._config.send_blocker)
+
+    def _background_flush(self) -> None:
+        result = self.flush(BACKGROUND_FLUSH_TIMEOUT_S)
+        self._background_stalled = result.error is not None and result.delivered == 0
+
+    def _closing_wait(self, seconds: float) -> None:
+        self._closing.wait(seconds)
+
+    def _ensure_worker(self) -> None:
+        with self._lock:
+            if self._worker is not None or self._closed:
+                self._start_worker = False
+                return
+            from .worker import PeriodicFlusher  # noqa: PLC0415 - only long-running processes
+
+            self._worker = PeriodicFlusher(self._background_flush, self._config.flush_interval)
+            self._worker.start()
+            self._start_worker = False
+
+
+def _seconds(value: float) -> float:
+    """A budget as a wait may take it: not negative, not beyond what threads can wait."""
+    return min(max(float(value), 0.0), threading.TIMEOUT_MAX)
+
+
+def _checked_event_id(value: object) -> str:
+    if type(value) is not str and type(value).__name__ == "UUID":
+        value = str(value)
+    if (canonical := canonical_uuid(value)) is None:
+        raise DoowValidationError("event_id", f"must be a UUID string, got {type(value).__name__}")
+    return canonical
+
+
+def _copy_metadata(value: object) -> dict[str, Any]:
+    """A JSON-safe private copy (so later changes by the caller cannot alter the event)."""
+    if not isinstance(value, Mapping):
+        raise DoowValidationError(
+            "metadata", f"must be a dict of JSON values, got {type(value).__name__}"
+        )
+    try:
+        encoded = _json.encode(dict(value)).encode("utf-8")
+    except RecursionError:
+        raise DoowValidationError("metadata", "is nested too deeply to send") from None
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+        raise DoowValidationError("metadata", f"must be JSON-serializable: {exc}") from None
+    if len(encoded) > C.MAX_METADATA_BYTES:
+        raise DoowValidationError(
+            "metadata", f"must be at most {C.MAX_METADATA_BYTES} bytes as JSON, got {len(encoded)}"
+        )
+    copied: dict[str, Any] = json.loads(encoded)
+    return copied
+
+
+def _summarize(rejections: list[Rejection]) -> str:
+    shown = "; ".join(f"{item.event_id}: {item.reason}" for item in rejections[:3])
+    more = len(rejections) - 3
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def _enable_debug_logging() -> None:
+    logger.setLevel(logging.DEBUG)
+    # Where the application (or the platform, as on Lambda) already logs, use its handlers;
+    # adding one here too would print every line twice.
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[doow-serverless] %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+
+
+_live_trackers: weakref.WeakSet[DoowTracker] = weakref.WeakSet()
+
+
+def _forget_parent_state() -> None:
+    """In a child made by fork(): the queue, threads and sockets are the parent's.
+
+    Events queued before the fork belong to the parent, which sends them; were the child
+    to send its copy too, events without a given id would be billed twice.
+    """
+    for tracker in list(_live_trackers):
+        tracker._forget_parent_state()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parent_state)
+
+
+@atexit.register
+def _shutdown_live_trackers() -> None:
+    for tracker in list(_live_trackers):
+        try:
+            tracker.shutdown()
+        except Exception:
+            logger.exception("doow-serverless: shutdown at exit failed")
