@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from doow_serverless import DoowTracker
-from doow_serverless._invocation.engine import resolve_flush_policy
+from doow_serverless._invocation.engine import InvocationEngine
+from doow_serverless._invocation.policy import resolve_flush_policy
 from doow_serverless.aws_lambda import _wrap
 
 tracker = DoowTracker()
@@ -16,4 +17,7 @@ def _handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     return {"statusCode": 200}
 
 
-handler = _wrap(_handler, tracker, resolve_flush_policy(None, None), "invocation")
+handler = _wrap(
+    _handler,
+    InvocationEngine(tracker, resolve_flush_policy(None, None), "invocation", process_wide=True),
+)

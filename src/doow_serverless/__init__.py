@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._client.tracker import DoowTracker, FlushResult, TrackerStats
+from ._client import tracker as _tracker_module
+from ._client.sender import FlushResult
+from ._client.tracker import DoowTracker, TrackerStats
 from ._core.constants import SDK_VERSION as __version__
 from ._core.errors import (
     DoowAuthError,
@@ -45,6 +47,9 @@ def __getattr__(name: str) -> Any:
     value = getattr(import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
+
+
+_tracker_module.use_platform_wrappers(__getattr__)
 
 
 __all__ = [

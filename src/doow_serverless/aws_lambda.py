@@ -19,15 +19,9 @@ from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from ._client.tracker import DoowTracker
 from ._core.errors import DoowConfigError
-from ._invocation.engine import (
-    FlushPolicy,
-    Idempotency,
-    call_with_flush,
-    check_idempotency,
-    default_tracker,
-    is_coroutine_function,
-    resolve_flush_policy,
-)
+from ._core.scope import Idempotency
+from ._invocation.engine import InvocationEngine, default_tracker, is_coroutine_function
+from ._invocation.policy import check_idempotency, resolve_flush_policy
 
 __all__ = ["LambdaDecorator", "default_tracker", "with_lambda"]
 
@@ -102,25 +96,20 @@ def _decorator(
         chosen = tracker if tracker is not None else default_tracker()
         # Import httpx and build the client during init rather than in the first invocation.
         chosen.prepare()
-        return _wrap(handler, chosen, policy, mode)
+        # Lambda runs one invocation per process at a time: the scope is process-wide.
+        return _wrap(handler, InvocationEngine(chosen, policy, mode, process_wide=True))
 
     return decorate
 
 
-def _wrap(
-    handler: Callable[P, R], tracker: DoowTracker, policy: FlushPolicy, mode: Idempotency
-) -> Callable[P, R]:
+def _wrap(handler: Callable[P, R], engine: InvocationEngine) -> Callable[P, R]:
     @functools.wraps(handler)
     def lambda_handler(*args: P.args, **kwargs: P.kwargs) -> R:
         context = args[1] if len(args) > 1 else kwargs.get("context")
-        return call_with_flush(
-            tracker,
+        return engine.run(
             functools.partial(handler, *args, **kwargs),
             invocation_id=_request_id(context),
-            idempotency=mode,
             remaining=functools.partial(_remaining_seconds, context),
-            policy=policy,
-            process_wide=True,  # Lambda runs one invocation per process at a time
         )
 
     return lambda_handler

@@ -19,7 +19,7 @@ import pytest
 from doow_serverless import DoowConfigError, DoowTracker, with_lambda
 from doow_serverless._delivery.transport import Answer
 from doow_serverless._invocation import engine as _invocation
-from doow_serverless._invocation.engine import FlushPolicy, resolve_flush_policy
+from doow_serverless._invocation.policy import FlushPolicy, resolve_flush_policy
 from doow_serverless.aws_lambda import default_tracker
 from doow_serverless_dev.collector import Collector
 
@@ -419,7 +419,7 @@ def test_a_handler_that_returns_early_is_not_spooled_by_the_watch(
         environ={**LAMBDA_ENVIRON, "DOOW_TRACK_SPOOL_DIR": "off", "DOOW_TRACK_LOG_UNSENT": "0"},
     )
     persisted: list[str] = []
-    tracker._persist_queued = persisted.append  # type: ignore[method-assign,assignment]
+    tracker.persist = persisted.append  # type: ignore[method-assign,assignment]
 
     @with_lambda(tracker, flush_timeout=0.05)
     def handler(event: object, context: Any) -> str:

@@ -296,7 +296,7 @@ def test_a_hanging_collector_costs_at_most_the_time_left_before_the_timeout(
 def bound(timeout: float | None, *arguments: object) -> Any:
     """What the wrapper counts as left, 10 s into an invocation with these arguments."""
     unused: Any = None
-    call = integration._Invocation(lambda: None, unused, unused, "invocation", timeout, True, None)
+    call = integration._Invocation(lambda: None, unused, timeout, True, None)
     return call.remaining(time.monotonic() - 10.0, tuple(arguments), {})
 
 

@@ -33,7 +33,7 @@ from .test_spool import (
 )
 
 REQUEST_ID = "8f3c2b1a-6d4e-4f5a-9b8c-7d6e5f4a3b2c"
-SUMMARY_FIELDS = ["found", "unique", "invalid", "delivered", "rejected", "unsent"]
+SUMMARY_FIELDS = ["found", "unique", "invalid", "delivered", "rejected", "unsent", "answered"]
 
 
 def replay(
@@ -124,7 +124,7 @@ def test_replay_sends_each_event_of_a_spool_and_a_log_once(
     spool, log = sources
     completed = replay(collector, "--spool", str(spool), "--log", str(log), "--json")
     assert completed.returncode == 0, completed.stderr
-    assert summary(completed) == [10, 8, 0, 8, 0, 0]
+    assert summary(completed) == [10, 8, 0, 8, 0, 0, 0]
     assert sorted(stored_ids(collector)) == sorted(key_ids("ev", 8))
     assert (collector.stats()["events_stored"], collector.stats()["duplicates"]) == (8, 0)
     assert spooled(spool) == []  # delivered: the files are gone
@@ -138,7 +138,7 @@ def test_replaying_twice_stores_nothing_new(
     assert replay(collector, "--spool", str(spool), "--log", str(log)).returncode == 0
     again = replay(collector, "--spool", str(spool), "--log", str(log), "--json")
     assert again.returncode == 0, again.stderr
-    assert summary(again) == [5, 5, 0, 5, 0, 0]  # the log still holds its lines
+    assert summary(again) == [5, 5, 0, 5, 0, 0, 0]  # the log still holds its lines
     stats = collector.stats()
     assert (stats["events_stored"], stats["duplicates"]) == (8, 5)
 
@@ -152,14 +152,14 @@ def test_replay_against_a_failing_endpoint_exits_1_and_keeps_the_spool(
         collector, "--spool", str(spool), "--log", str(log), "--json", "--debug", timeout=1.0
     )
     assert failed.returncode == 1
-    assert summary(failed) == [10, 8, 0, 0, 0, 8]
+    assert summary(failed) == [10, 8, 0, 0, 0, 8, 0]
     assert sorted(spooled_ids(spool)) == sorted(key_ids("ev", 5))
     assert KEY not in failed.stdout + failed.stderr
 
     collector.clear_faults()
     retried = replay(collector, "--spool", str(spool), "--json")
     assert retried.returncode == 0, retried.stderr
-    assert summary(retried) == [5, 5, 0, 5, 0, 0]
+    assert summary(retried) == [5, 5, 0, 5, 0, 0, 0]
     assert spooled(spool) == []
 
 
@@ -178,7 +178,7 @@ def test_a_dry_run_sends_nothing_and_changes_no_file(
     requests = collector.stats()["http_requests"]  # the children's
     completed = replay(collector, "--spool", str(spool), "--log", str(log), "--json", "--dry-run")
     assert completed.returncode == 0, completed.stderr
-    assert summary(completed) == [10, 8, 0, 0, 0, 8]
+    assert summary(completed) == [10, 8, 0, 0, 0, 8, 0]
     assert tree(spool, log) == before
     assert collector.stats()["http_requests"] == requests
 
@@ -204,7 +204,7 @@ def test_an_invalid_event_in_a_log_is_counted_reported_and_the_rest_sent(
         "".join(cloudwatch(line) + "\n" for line in unsent_lines(str(uuid.uuid4()), events, "x"))
     )
     completed = replay(collector, "--log", str(log), "--json")
-    assert summary(completed) == [3, 2, 1, 2, 0, 0]
+    assert summary(completed) == [3, 2, 1, 2, 0, 0, 0]
     assert "skipped" in completed.stderr
     assert completed.returncode == 1  # something could not be read
     assert sorted(stored_ids(collector)) == sorted(good)
@@ -220,7 +220,7 @@ def test_events_refused_by_the_server_are_counted_as_rejected(
         "".join(line + "\n" for line in unsent_lines("b", [document(i) for i in ids], "x"))
     )
     completed = replay(collector, "--log", str(log), "--json")
-    assert summary(completed) == [3, 3, 0, 2, 1, 0]
+    assert summary(completed) == [3, 3, 0, 2, 1, 0, 0]
     assert collector.stats()["events_stored"] == 2
     assert completed.returncode == 1  # not everything was delivered, as with `send`
 
@@ -236,7 +236,7 @@ def test_a_spool_left_by_a_child_killed_mid_send_is_replayed(
     collector.clear_faults()
     completed = replay(collector, "--spool", str(tmp_path), "--json")
     assert completed.returncode == 0, completed.stderr
-    assert summary(completed) == [4, 4, 0, 4, 0, 0]
+    assert summary(completed) == [4, 4, 0, 4, 0, 0, 0]
     assert sorted(stored_ids(collector)) == sorted(key_ids("ev", 4))
 
 
@@ -248,7 +248,7 @@ def test_a_corrupt_spool_file_does_not_stop_a_replay(collector: Collector, tmp_p
     (owner / "broken.json").write_bytes(b'{"batch_id": "')
     completed = replay(collector, "--spool", str(tmp_path), "--json")
     assert completed.returncode == 1, completed.stderr  # something could not be read
-    assert summary(completed) == [2, 2, 1, 2, 0, 0]
+    assert summary(completed) == [2, 2, 1, 2, 0, 0, 0]
     assert (tmp_path / "broken.bad").exists()
     assert "set aside" in completed.stderr
     assert spooled(tmp_path) == []
@@ -261,7 +261,7 @@ def test_replay_leaves_a_live_processes_batches_to_it(collector: Collector, tmp_
         collector.clear_faults()
         completed = replay(collector, "--spool", str(tmp_path), "--json")
         assert completed.returncode == 0, completed.stderr
-        assert summary(completed) == [0, 0, 0, 0, 0, 0]
+        assert summary(completed) == [0, 0, 0, 0, 0, 0, 0]
         assert sorted(spooled_ids(tmp_path)) == sorted(key_ids("ev", 3))
     assert collector.stats()["events_stored"] == 0
 

@@ -14,11 +14,8 @@ import pytest
 
 from doow_serverless import DoowConfigError, DoowError, DoowTracker
 from doow_serverless._delivery.transport import Answer, HttpxTransport
-from doow_serverless._invocation.engine import (
-    FlushPolicy,
-    call_with_flush,
-    flush_off_loop,
-)
+from doow_serverless._invocation.engine import InvocationEngine, flush_off_loop
+from doow_serverless._invocation.policy import FlushPolicy
 from doow_serverless_dev.collector import Collector
 
 from .conftest import KEY, MakeTracker, Reported, track_many
@@ -96,15 +93,8 @@ def test_events_tracked_in_a_handlers_threads_get_derived_ids_on_lambda(
         worker.join()
 
     for _ in range(2):  # Lambda retrying the same request id
-        call_with_flush(
-            tracker,
-            handler,
-            invocation_id="req-1",
-            idempotency="invocation",
-            remaining=lambda: 10.0,
-            policy=FlushPolicy(5.0, 0.0),
-            process_wide=True,
-        )
+        engine = InvocationEngine(tracker, FlushPolicy(5.0, 0.0), "invocation", process_wide=True)
+        engine.run(handler, invocation_id="req-1", remaining=lambda: 10.0)
     stats = collector.stats()
     assert (stats["events_stored"], stats["duplicates"]) == (1, 1)
 

@@ -450,14 +450,18 @@ def test_with_log_lines_off_nothing_is_printed(
 # -- 6. shutdown -----------------------------------------------------------------------------
 
 
-def test_shutdown_of_a_long_running_process_hands_the_events_over_as_log_lines(
+def test_shutdown_of_a_long_running_process_hands_the_events_over_to_a_spool_of_the_user(
     collector: Collector,
     make_tracker: MakeTracker,
     reported: Reported,
     capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     collector.set_faults({"then": {"status": 503}})
-    tracker = make_tracker(environ={}, retry_count=0, flush_interval=60.0)
+    state = tmp_path / "state"
+    tracker = make_tracker(
+        environ={"XDG_STATE_HOME": str(state)}, retry_count=0, flush_interval=60.0
+    )
     ids = [str(uuid.uuid4()) for _ in range(4)]
     for event_id in ids:
         tracker.track("api_calls", 1, "lic_1", event_id=event_id)
@@ -465,8 +469,14 @@ def test_shutdown_of_a_long_running_process_hands_the_events_over_as_log_lines(
     stats = tracker.stats()
     assert (stats.persisted, stats.pending, stats.dropped) == (4, 0, 0)
     assert balanced(stats)
-    assert [document["event_id"] for document in unsent_documents(capsys.readouterr().out)] == ids
-    assert any("kept for replay" in str(error) for error in reported)
+    # Nothing on stdout (it may be the program's own output), the events in the spool.
+    assert "doow_unsent" not in capsys.readouterr().out
+    spool_dir = state / "doow-serverless" / "doow-spool"
+    assert sorted(spooled_ids(spool_dir)) == sorted(ids)
+    # One warning: the count, and the command that sends them.
+    [warning] = [str(error) for error in reported if "before shutdown" in str(error)]
+    assert "4 event(s)" in warning
+    assert f"doow-serverless replay --spool {spool_dir}" in warning
 
 
 def test_shutdown_with_a_spool_hands_the_events_to_the_next_process(
@@ -499,9 +509,17 @@ def test_shutdown_with_nowhere_to_keep_the_events_drops_and_reports_them(
     reported: Reported,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
 ) -> None:
     collector.set_faults({"then": {"status": 503}})
-    tracker = make_tracker(environ={}, log_unsent=False, retry_count=0, flush_interval=60.0)
+    nowhere = tmp_path / "a-file"
+    nowhere.write_text("not a directory\n")
+    tracker = make_tracker(
+        environ={"XDG_STATE_HOME": str(nowhere)},
+        log_unsent=False,
+        retry_count=0,
+        flush_interval=60.0,
+    )
     track_many(tracker, 3)
     with caplog.at_level(logging.ERROR, logger="doow_serverless"):
         tracker.shutdown(timeout=2)

@@ -15,7 +15,7 @@ from doow_serverless._delivery.retry import (
     classify,
     retry_after_seconds,
 )
-from doow_serverless._invocation.engine import FlushPolicy, resolve_flush_policy
+from doow_serverless._invocation.policy import FlushPolicy, resolve_flush_policy
 
 
 @pytest.mark.parametrize(

@@ -1,27 +1,36 @@
 """``doow-serverless replay``: send again what a spool or log lines kept, with the same ids.
 
 Sources are a spool directory (the batches of processes that are no longer alive; a live
-process's share is left to it) and log files holding unsent-event lines. Every event is
-checked as the server would check it, sent once however many sources hold it, and keeps
-its ``event_id``: the server counts an event it already has as a duplicate, so replaying
-twice stores nothing twice.
+process's share is left to it) and logs holding the SDK's lines, in any form a platform
+exports them (see ``_durability.lines``). Every event is checked as the server would
+check it, sent once however many sources hold it, and keeps its ``event_id``: the server
+counts an event it already has as a duplicate, so replaying twice stores nothing twice.
+Events of a line that a later line says was answered for are not sent again.
+
+The sending is the tracker's own engine (:class:`~.sender.Sender`), without a spool or
+log lines of its own and with a queue as large as the sources.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from .._core import constants as C
+from .._core.config import TrackerConfig, redact, resolve_config
+from .._core.constants import LOGGER_NAME
+from .._core.deadline import Deadline
+from .._core.errors import DoowError
 from .._core.wire import encode_batch, read_event
-from .._delivery.outbox import pack_documents
-from .._durability.lines import read_unsent
+from .._delivery.outbox import Outbox, pack_documents
+from .._delivery.transport import HttpxTransport, Transport
+from .._durability.lines import read_log
 from .._durability.spool import Spool, SpoolUnavailable, owner_is_alive, parse_batch_body
-from .tracker import DoowTracker
+from .sender import Sender
 
-logger = logging.getLogger(C.LOGGER_NAME)
+logger = logging.getLogger(LOGGER_NAME)
 
 # A replay may hold a whole outage's worth of events.
 _REPLAY_QUEUE = 10_000_000
@@ -30,13 +39,18 @@ _REPLAY_QUEUE = 10_000_000
 class ReplaySummary(NamedTuple):
     found: int  # event documents read, with repeats
     unique: int  # distinct event ids among the valid ones
-    invalid: int  # documents the server would refuse (reported, not sent)
+    invalid: int  # documents the server would refuse, or lines that cannot be read
     delivered: int
     rejected: int  # refused for good by the server (reported)
     unsent: int  # still not delivered: the sources keep them for the next replay
+    answered: int = 0  # events of lines answered for already (not sent again)
 
     def as_dict(self) -> dict[str, int]:
         return self._asdict()
+
+
+class ReplayError(Exception):
+    """A source that cannot be read, or settings that cannot send; the message says which."""
 
 
 class _Collected:
@@ -45,6 +59,7 @@ class _Collected:
     def __init__(self) -> None:
         self.found = 0
         self.invalid = 0
+        self.answered = 0
         self.documents: dict[str, dict[str, Any]] = {}
 
     def add(self, documents: Iterable[object], source: str) -> None:
@@ -58,10 +73,12 @@ class _Collected:
             self.documents.setdefault(document["event_id"], document)
 
     def add_log(self, name: str, stream: IO[str]) -> None:
-        lines: list[int] = []
-        self.add(read_unsent(stream, lines), name)
-        for number in lines:
-            self.unreadable(f"{name}:{number}", "an unsent-event line that cannot be read")
+        contents = read_log(stream)
+        events = contents.unanswered_events()
+        self.answered += sum(len(record.events) for record in contents.records) - len(events)
+        self.add(events, name)
+        for number in contents.unreadable:
+            self.unreadable(f"{name}:{number}", "a line of the SDK's that cannot be read")
 
     def unreadable(self, source: str, problem: str) -> None:
         self.invalid += 1
@@ -84,17 +101,51 @@ def _problem(document: object) -> str | None:
     return None
 
 
+def replay_config(
+    settings: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> TrackerConfig:
+    """Settings for replaying (``api_key``, ``endpoint``, ...: the tracker's names): no spool
+    or log lines of its own, a queue without bound. Raises ReplayError when nothing could
+    be sent with them."""
+    config = resolve_config(
+        os.environ if environ is None else environ,
+        **settings,
+        spool=False,
+        log_unsent=False,
+        log_ahead=False,
+        max_queue_size=_REPLAY_QUEUE,
+    )
+    for warning in config.warnings:
+        logger.warning("doow-serverless: %s", warning)
+    if config.send_blocker:
+        raise ReplayError(f"nothing can be sent: {config.send_blocker}")
+    return config
+
+
 def replay(
-    tracker: DoowTracker,
+    config: TrackerConfig,
     *,
     spools: Iterable[str | Path] = (),
     logs: Iterable[tuple[str, IO[str]]] = (),
     timeout: float,
+    transport: Transport | None = None,
 ) -> ReplaySummary:
     """Send every event the sources hold within ``timeout`` seconds; spool files go once
     everything they held is delivered or refused."""
     collected = _Collected()
     opened: list[tuple[Spool, list[str]]] = []
+    outbox = Outbox(config.max_queue_size)
+
+    def report(error: DoowError, level: int) -> None:
+        logger.log(level, "doow-serverless: %s", redact(str(error), config.api_key))
+
+    sender = Sender(
+        config,
+        transport if transport is not None else HttpxTransport(),
+        outbox,
+        report=report,
+        serverless=False,
+    )
     try:
         for directory in spools:
             if not Path(directory).is_dir():
@@ -111,10 +162,10 @@ def replay(
                 collected.unreadable(path, "not a batch; set aside")
         for name, stream in logs:
             collected.add_log(name, stream)
-        tracker._resend(pack_documents(list(collected.documents.values())))
-        tracker.flush(timeout)
-        stats = tracker.stats()
-        if stats.pending == 0:
+        sender.adopt(pack_documents(list(collected.documents.values())))
+        sender.flush(Deadline(timeout))
+        counts = outbox.counts()
+        if counts.pending == 0:
             for spool, names in opened:
                 for name in names:
                     spool.discard(name)
@@ -122,14 +173,16 @@ def replay(
             found=collected.found,
             unique=len(collected.documents),
             invalid=collected.invalid,
-            delivered=stats.delivered,
-            rejected=stats.rejected,
-            unsent=stats.pending,
+            delivered=counts.delivered,
+            rejected=counts.rejected,
+            unsent=counts.pending,
+            answered=collected.answered,
         )
     finally:
         for spool, _ in opened:
             spool.close()  # what is left is adopted by the next replay
-        tracker._shutdown(0, hand_over=False)
+        sender.stop_waiting()
+        sender.close()
 
 
 def preview(
@@ -147,13 +200,8 @@ def preview(
     for name, stream in logs:
         collected.add_log(name, stream)
     unique = len(collected.documents)
-    return ReplaySummary(collected.found, unique, collected.invalid, 0, 0, unique)
-
-
-def replay_tracker(**settings: Any) -> DoowTracker:
-    """A tracker for replaying: no spool or log lines of its own, a queue without bound."""
-    return DoowTracker(
-        spool=False, log_unsent=False, max_queue_size=_REPLAY_QUEUE, strict=True, **settings
+    return ReplaySummary(
+        collected.found, unique, collected.invalid, 0, 0, unique, collected.answered
     )
 
 
@@ -164,7 +212,3 @@ def _spool_files(base: Path) -> Iterator[Path]:
     for owner in sorted(base.iterdir()):
         if owner.is_dir() and not owner.name.startswith(".") and not owner_is_alive(owner):
             yield from sorted(owner.glob("*.json"))
-
-
-class ReplayError(Exception):
-    """A source that cannot be read; the message names it."""

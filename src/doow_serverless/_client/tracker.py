@@ -11,20 +11,17 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar, overload
+from typing import Any, NamedTuple, ParamSpec, Protocol, TypeVar, overload
 
 from .._core import constants as C
 from .._core.config import UNSET, Maybe, TrackerConfig, key_hint, redact, resolve_config
 from .._core.deadline import Deadline
 from .._core.errors import (
-    DoowAuthError,
     DoowConfigError,
     DoowDeliveryError,
     DoowError,
     DoowQueueFullError,
-    DoowRejectedError,
     DoowValidationError,
-    Rejection,
 )
 from .._core.events import (
     MAX_QUANTITY,
@@ -38,26 +35,36 @@ from .._core.events import (
     quantity_problem,
 )
 from .._core.platform import detect_platform
-from .._core.wire import canonical_uuid
-from .._delivery.outbox import CLOSED, FULL, Batch, Outbox, Unencodable
-from .._delivery.send import (
-    ClientRefused,
-    Delivered,
-    Outcome,
-    Refused,
-    TooLarge,
-    Unsent,
-    send_batch,
-)
+from .._core.scope import Idempotency, current_invocation, current_scope, process_scope
+from .._core.wire import JSON_UTF8, canonical_uuid
+from .._delivery.outbox import CLOSED, FULL, Outbox
 from .._delivery.transport import HttpxTransport, Transport
-from .._durability.carryover import CarryOver
-from .._invocation.scope import current_scope, process_scope
+from .sender import FlushResult, Sender
 
-if TYPE_CHECKING:
-    from .._invocation.engine import Idempotency
-    from ..aws_lambda import LambdaDecorator
-    from ..azure_functions import AzureFunctionDecorator
-    from ..vercel import VercelDecorator
+
+class Decorator(Protocol):
+    """A decorator that keeps the signature of what it wraps."""
+
+    def __call__(self, function: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+# How to find a platform wrapper by name (``with_lambda``, ...): handed over by the
+# package's public face, which loads the platform modules on first use.
+_find_wrapper: Callable[[str], Callable[..., Any]] | None = None
+
+
+def use_platform_wrappers(find: Callable[[str], Callable[..., Any]]) -> None:
+    """Tell trackers how to find a platform wrapper by name (called by ``doow_serverless``)."""
+    global _find_wrapper  # noqa: PLW0603 - set once, at import of the package
+    _find_wrapper = find
+
+
+def _bound(name: str, tracker: DoowTracker, target: Any, options: dict[str, Any]) -> Any:
+    if _find_wrapper is None:  # pragma: no cover - the package's __init__ sets it
+        raise DoowConfigError(f"{name} is not available: import doow_serverless first")
+    decorator = _find_wrapper(name)(tracker, **options)
+    return decorator if target is None else decorator(target)
+
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -67,11 +74,6 @@ logger = logging.getLogger(C.LOGGER_NAME)
 
 ErrorHandler = Callable[[DoowError], object]
 
-# On serverless platforms, the share of a flush's budget (at most MAX_LOG_TIME_S) kept for
-# printing what could not be sent; before sending, spooling what is queued
-# may take at most half the budget.
-LOG_SHARE = 0.1
-MAX_LOG_TIME_S = 0.05
 # How long a flush started by the background thread may take.
 BACKGROUND_FLUSH_TIMEOUT_S = 30.0
 # In a long-running process a full queue makes track() wait this long for the background
@@ -79,6 +81,10 @@ BACKGROUND_FLUSH_TIMEOUT_S = 30.0
 # burst down is better than losing part of it. On serverless platforms nothing sends
 # during the invocation, so waiting could not help and track() drops (and counts) at once.
 FULL_QUEUE_WAIT_S = 5.0
+# What a flush leaves, before an invocation's hard deadline, for the runtime to post the
+# response: writing what could not be sent stops there (it is the invocation's reserve,
+# not the budget of sending, that pays for the writing).
+RESPONSE_MARGIN_S = 0.05
 
 _INF = math.inf
 _USAGE = C.KIND_USAGE
@@ -88,32 +94,6 @@ _MAX_QUANTITY = MAX_QUANTITY
 _MAX_KEYS = C.MAX_ATTRIBUTION_KEYS
 # Builds the NamedTuple without the extra Python frame of its generated __new__.
 _new_event: Callable[[type[QueuedEvent], tuple[Any, ...]], QueuedEvent] = tuple.__new__
-_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-class FlushResult(NamedTuple):
-    """What one flush did. ``pending`` events are still queued and go out at the next flush."""
-
-    delivered: int
-    rejected: int
-    pending: int
-    elapsed: float
-    # Why events are still pending when they are; otherwise the last refusal, if any.
-    error: DoowError | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing is left to send."""
-        return self.pending == 0
-
-
-class _Step(NamedTuple):
-    """What settling one batch did, for the flush's totals."""
-
-    delivered: int
-    rejected: int
-    error: DoowError | None = None  # why sending stopped in this flush
-    rejection: DoowRejectedError | None = None
 
 
 class TrackerStats(NamedTuple):
@@ -160,6 +140,7 @@ class DoowTracker:
         spool: Maybe[str | os.PathLike[str] | bool] = UNSET,
         spool_max_bytes: Maybe[int] = UNSET,
         log_unsent: Maybe[bool] = UNSET,
+        log_ahead: Maybe[bool] = UNSET,
         on_error: ErrorHandler | None = None,
         transport: Transport | None = None,
         environ: Mapping[str, str] | None = None,
@@ -184,6 +165,7 @@ class DoowTracker:
             spool=spool,
             spool_max_bytes=spool_max_bytes,
             log_unsent=log_unsent,
+            log_ahead=log_ahead,
             serverless=self._platform is not None,
         )
         if on_error is not None and not callable(on_error):
@@ -195,21 +177,21 @@ class DoowTracker:
         self._strict = self._config.strict
         self._flush_at = self._config.flush_at
         self._closed = False
-        self._closing = threading.Event()
         self._lock = threading.Lock()
         self._worker: Any = None
         self._start_worker = self._platform is None
-        self._stopped: DoowDeliveryError | None = None  # why sending stopped for good
-        self._not_before = 0.0
         self._counts = {"dropped": 0, "invalid": 0}
         self._dropped_unreported = 0
         self._background_stalled = False
-        self._carry_over = CarryOver(
-            self._config if self._enabled else self._config._replace(spool_dir=None)
+        self._sender = Sender(
+            self._config if self._enabled else self._config._replace(spool_dir=None),
+            self._transport,
+            self._outbox,
+            report=self._report,
+            # The process may be frozen, then killed, after any flush: what a flush leaves
+            # unsent is made durable before it returns.
+            serverless=self._platform is not None,
         )
-        # On a serverless platform the process may be frozen, then killed, after any flush:
-        # what a flush leaves unsent is made durable before it returns.
-        self._persist_each_flush = self._platform is not None
 
         if self._config.debug:
             _enable_debug_logging()
@@ -364,7 +346,6 @@ class DoowTracker:
         Every request timeout, backoff and Retry-After wait is clipped to the deadline.
         Whatever could not be sent in time stays queued, in order, with the same ids.
         """
-        started = time.monotonic()
         budget = self._config.timeout if timeout is None else timeout
         if isinstance(budget, bool) or not isinstance(budget, (int, float)) or math.isnan(budget):
             raise DoowConfigError(f"flush timeout must be a number of seconds, got {budget!r}")
@@ -372,147 +353,7 @@ class DoowTracker:
         if not self._enabled:
             return FlushResult(0, 0, 0, 0.0)
         self._report_dropped()
-        delivered = rejected = 0
-        rejection: DoowRejectedError | None = None
-        self._open_carry_over()
-        # Events too large to ever be sent, found while forming batches: refused locally.
-        refused: list[Unencodable] = []
-        self._carry_over.form(self._outbox, refused, Deadline(deadline.remaining() / 2))
-        sending = deadline
-        if self._persist_each_flush and self._config.log_unsent:
-            # Time kept back for the log lines of what could not be sent (usually none).
-            keep = min(deadline.remaining() * LOG_SHARE, MAX_LOG_TIME_S)
-            sending = Deadline(deadline.remaining() - keep)
-        error: DoowError | None = self._blocked_reason()
-        while error is None:
-            if sending.expired():
-                if len(self._outbox):
-                    error = DoowDeliveryError("the flush budget ran out")
-                break
-            batch = self._outbox.claim(self._config.attribution, refused)
-            if batch is None:
-                if self._outbox.wait_for_others(sending.remaining()):
-                    continue
-                break
-            if not batch.spool_files:
-                self._carry_over.spool(batch)
-            batch.sealed = True
-            try:
-                outcome: Outcome = send_batch(
-                    batch,
-                    config=self._config,
-                    transport=self._transport,
-                    deadline=sending,
-                    sleep=self._closing_wait,
-                )
-            except Exception as exc:
-                # A bug below, or a library error no one foresaw: the batch is kept for the
-                # next flush, never stranded in flight, and nothing reaches the caller.
-                logger.debug("doow-serverless: sending failed unexpectedly", exc_info=True)
-                outcome = Unsent(f"unexpected {type(exc).__name__} while sending", 1)
-            step = self._settle(batch, outcome)
-            delivered += step.delivered
-            rejected += step.rejected
-            rejection = step.rejection or rejection
-            error = step.error
-        if self._persist_each_flush and len(self._outbox):
-            why = str(error or "the flush budget ran out")
-            self._carry_over.log_unlogged(self._outbox, why, refused, deadline)
-        if refused:
-            rejected += len(refused)
-            rejection = rejection or self._refused_locally(refused)
-        return FlushResult(
-            delivered=delivered,
-            rejected=rejected,
-            pending=len(self._outbox),
-            elapsed=time.monotonic() - started,
-            error=error or rejection,
-        )
-
-    def _settle(self, batch: Batch, outcome: Outcome) -> _Step:
-        """Account for how one batch's sending ended; report what must be reported."""
-        halves: tuple[Batch, Batch] | None = None
-        if isinstance(outcome, TooLarge) and len(batch) > 1:
-            halves = batch.halves()
-            self._carry_over.split(batch, halves)  # the halves first: a kill loses nothing
-        if isinstance(outcome, (Delivered, Refused, TooLarge)):
-            self._carry_over.settled(batch)
-        if isinstance(outcome, Delivered):
-            self._outbox.settle(batch, rejected=len(outcome.rejections))
-            accepted = len(batch) - len(outcome.rejections)
-            if not outcome.rejections:
-                return _Step(accepted, 0)
-            return _Step(
-                accepted,
-                len(outcome.rejections),
-                rejection=self._rejected(
-                    outcome.rejections,
-                    f"the server refused {len(outcome.rejections)} of {len(batch)} events in "
-                    f"batch {batch.batch_id}: {_summarize(outcome.rejections)}",
-                    status=207,
-                    batch=batch,
-                ),
-            )
-        if isinstance(outcome, TooLarge):
-            if halves is not None:
-                self._outbox.replace(batch, halves)
-                return _Step(0, 0)
-            self._outbox.settle(batch, rejected=1)
-            only = batch.event_ids[0]
-            return _Step(
-                0,
-                1,
-                rejection=self._rejected(
-                    [Rejection(only, "too large (413)")],
-                    f"the server refused event {only} as too large (413)",
-                    status=413,
-                    batch=batch,
-                ),
-            )
-        if isinstance(outcome, Refused):
-            self._outbox.settle(batch, rejected=len(batch))
-            return _Step(
-                0,
-                len(batch),
-                rejection=self._rejected(
-                    [Rejection(event_id, outcome.message) for event_id in batch.event_ids],
-                    f"the server refused batch {batch.batch_id} of {len(batch)} events for "
-                    f"good (HTTP {outcome.status}): {outcome.message}",
-                    status=outcome.status,
-                    batch=batch,
-                ),
-            )
-        self._outbox.release(batch)
-        if isinstance(outcome, ClientRefused):
-            return _Step(0, 0, error=self._stop_sending(outcome.status, outcome.message))
-        if outcome.not_before is not None:
-            self._not_before = max(self._not_before, outcome.not_before)
-        error = DoowDeliveryError(
-            f"batch {batch.batch_id} of {len(batch)} events not delivered after "
-            f"{outcome.attempts} attempt(s), kept for the next flush: {outcome.reason}",
-            batch_id=batch.batch_id,
-            event_count=len(batch),
-        )
-        self._report(error)
-        return _Step(0, 0, error=error)
-
-    def _rejected(
-        self,
-        rejections: list[Rejection],
-        message: str,
-        *,
-        status: int | None = None,
-        batch: Batch | None = None,
-    ) -> DoowRejectedError:
-        """Report events refused for good (the outbox has counted them)."""
-        error = DoowRejectedError(
-            message,
-            rejections=rejections,
-            status=status,
-            batch_id=None if batch is None else batch.batch_id,
-        )
-        self._report(error)
-        return error
+        return self._sender.flush(deadline, keep_until=_keep_until())
 
     def shutdown(self, timeout: float = C.DEFAULT_SHUTDOWN_TIMEOUT_S) -> FlushResult:
         """Flush, wait for batches in flight, then close the connection. Safe to call twice.
@@ -535,12 +376,11 @@ class DoowTracker:
         result = self.flush(deadline.remaining())
         if worker is not None:
             worker.stop(deadline.remaining())
-        self._closing.set()
-        self._transport.close()
+        self._sender.stop_waiting()
         _live_trackers.discard(self)
         if result.pending and self._enabled and hand_over:
             self._hand_over_unsent(result)
-        self._carry_over.close()
+        self._sender.close()
         return result
 
     def prepare(self) -> None:
@@ -549,13 +389,18 @@ class DoowTracker:
         Platform wrappers call this while the function initialises, so the first
         invocation does not pay for importing httpx and creating the client.
         """
-        self._open_carry_over()
+        if self._enabled:
+            self._sender.open()
         prepare = getattr(self._transport, "prepare", None)
         if self._enabled and not self._config.send_blocker and prepare is not None:
             try:
                 prepare()
             except Exception:
                 logger.exception("doow-serverless: could not prepare the HTTP client")
+
+    # The platform spellings of the wrappers (``@tracker.with_lambda``, as the Node SDK's
+    # ``meter.withLambda``). The core imports no platform: the package's public face hands
+    # over how to find a wrapper by name (see ``use_platform_wrappers``).
 
     @overload
     def with_lambda(self, handler: Callable[P, R], /) -> Callable[P, R]: ...
@@ -569,24 +414,11 @@ class DoowTracker:
         flush_timeout: float | None = None,
         reserve: float | None = None,
         idempotency: Idempotency = "invocation",
-    ) -> LambdaDecorator: ...
+    ) -> Decorator: ...
 
-    def with_lambda(
-        self,
-        handler: Callable[P, R] | None = None,
-        /,
-        *,
-        flush_timeout: float | None = None,
-        reserve: float | None = None,
-        idempotency: Idempotency = "invocation",
-    ) -> Callable[P, R] | LambdaDecorator:
+    def with_lambda(self, handler: Any = None, /, **options: Any) -> Any:
         """``doow_serverless.with_lambda`` bound to this tracker (``@tracker.with_lambda``)."""
-        from ..aws_lambda import with_lambda  # noqa: PLC0415 - only Lambda functions need it
-
-        decorator = with_lambda(
-            self, flush_timeout=flush_timeout, reserve=reserve, idempotency=idempotency
-        )
-        return decorator if handler is None else decorator(handler)
+        return _bound("with_lambda", self, handler, options)
 
     @overload
     def with_vercel(self, target: T, /) -> T: ...
@@ -601,29 +433,11 @@ class DoowTracker:
         reserve: float | None = None,
         max_duration: float | None = None,
         idempotency: Idempotency = "invocation",
-    ) -> VercelDecorator: ...
+    ) -> Callable[[T], T]: ...
 
-    def with_vercel(
-        self,
-        target: T | None = None,
-        /,
-        *,
-        flush_timeout: float | None = None,
-        reserve: float | None = None,
-        max_duration: float | None = None,
-        idempotency: Idempotency = "invocation",
-    ) -> T | VercelDecorator:
+    def with_vercel(self, target: Any = None, /, **options: Any) -> Any:
         """``doow_serverless.with_vercel`` bound to this tracker (``@tracker.with_vercel``)."""
-        from ..vercel import with_vercel  # noqa: PLC0415 - only Vercel functions need it
-
-        decorator = with_vercel(
-            self,
-            flush_timeout=flush_timeout,
-            reserve=reserve,
-            max_duration=max_duration,
-            idempotency=idempotency,
-        )
-        return decorator if target is None else decorator(target)
+        return _bound("with_vercel", self, target, options)
 
     @overload
     def with_azure_function(self, function: Callable[P, R], /) -> Callable[P, R]: ...
@@ -637,24 +451,11 @@ class DoowTracker:
         flush_timeout: float | None = None,
         reserve: float | None = None,
         idempotency: Idempotency = "invocation",
-    ) -> AzureFunctionDecorator: ...
+    ) -> Decorator: ...
 
-    def with_azure_function(
-        self,
-        function: Callable[P, R] | None = None,
-        /,
-        *,
-        flush_timeout: float | None = None,
-        reserve: float | None = None,
-        idempotency: Idempotency = "invocation",
-    ) -> Callable[P, R] | AzureFunctionDecorator:
+    def with_azure_function(self, function: Any = None, /, **options: Any) -> Any:
         """``doow_serverless.with_azure_function`` bound to this tracker."""
-        from ..azure_functions import with_azure_function  # noqa: PLC0415 - Azure only
-
-        decorator = with_azure_function(
-            self, flush_timeout=flush_timeout, reserve=reserve, idempotency=idempotency
-        )
-        return decorator if function is None else decorator(function)
+        return _bound("with_azure_function", self, function, options)
 
     def stats(self) -> TrackerStats:
         """Always consistent: ``tracked + recovered == delivered + rejected + dropped +
@@ -696,40 +497,32 @@ class DoowTracker:
         self.shutdown()
 
     # ------------------------------------------------------------------------------
-    # Carry-over: the spool and the log fallback (see _carryover)
+    # Keeping events past the process (see _durability)
 
-    def _open_carry_over(self) -> None:
-        problem = self._carry_over.open(self._outbox)
-        if problem is not None:
-            self._report(DoowConfigError(f"the spool is off: {problem}"))
+    def persist(self, reason: str = "kept on request") -> None:
+        """Write everything queued (and in flight in other threads) where it survives this
+        process, sending nothing: the spool, and on serverless platforms a log line.
 
-    def _persist_queued(self, why: str) -> None:
-        """Spool (else log) what is queued, sending nothing; the deadline watch calls this."""
-        if not self._enabled:
-            return
-        refused: list[Unencodable] = []
-        try:
-            self._open_carry_over()
-            self._carry_over.persist(self._outbox, why, refused)
-        except Exception:
-            logger.exception("doow-serverless: could not persist the queued events")
-        if refused:
-            self._refused_locally(refused)
+        The deadline watch calls this for a handler still running near its deadline; call
+        it yourself before something that may kill the process. The events stay queued:
+        the next flush sends them, with the same ids.
+        """
+        if self._enabled:
+            self._sender.open()
+            self._sender.persist(reason)
 
     def _hand_over_unsent(self, result: FlushResult) -> None:
         """At shutdown: leave what was not delivered in the spool, else in log lines."""
-        refused: list[Unencodable] = []
         why = str(result.error or "not delivered before shutdown")
-        kept, lost = self._carry_over.hand_over(self._outbox, why, refused)
-        if refused:
-            self._refused_locally(refused)
+        kept, lost = self._sender.hand_over(why)
+        config = self._config
         if kept:
+            where = config.handover_dir if config.handover_dir is not None else "log lines"
             self._report(
                 DoowDeliveryError(
-                    f"{kept} event(s) were not delivered before shutdown; they are kept for "
-                    f"replay (spool: "
-                    f"{self._config.spool_dir if self._carry_over.spooling else 'off'}; "
-                    f"log lines: {'on' if self._config.log_unsent else 'off'})",
+                    f"{kept} event(s) were not delivered before shutdown; they are kept in "
+                    f"{where}: send them with `doow-serverless replay "
+                    + (f"--spool {where}`" if config.handover_dir else "--log FILE`"),
                     event_count=kept,
                 )
             )
@@ -743,53 +536,8 @@ class DoowTracker:
                 level=logging.ERROR,
             )
 
-    def _refused_locally(self, refused: list[Unencodable]) -> DoowRejectedError:
-        return self._rejected(
-            [Rejection(item.event_id, item.reason) for item in refused],
-            f"{len(refused)} event(s) that can never be sent were refused locally: "
-            f"{refused[0].reason}",
-        )
-
-    def _resend(self, batches: list[Batch]) -> None:
-        """Queue batches whose event ids are settled already (replay), to be sent first."""
-        self._outbox.adopt(batches)
-
     # ------------------------------------------------------------------------------
     # Internals
-
-    def _blocked_reason(self) -> DoowError | None:
-        if self._config.send_blocker:
-            if len(self._outbox):
-                return DoowConfigError(f"events kept, not sent: {self._config.send_blocker}")
-            return None
-        if self._stopped is not None:
-            return self._stopped
-        wait = self._not_before - time.monotonic()
-        if wait > 0 and len(self._outbox):
-            return DoowDeliveryError(f"rate limited by the server for {wait:.1f}s more")
-        return None
-
-    def _stop_sending(self, status: int, message: str) -> DoowDeliveryError:
-        """Stop sending for good after 401/403/404, keeping the events; reported once."""
-        if status == 404:
-            error: DoowDeliveryError = DoowDeliveryError(
-                f"the endpoint {self._config.ingest_url} answered 404 ({message}); check the "
-                "endpoint setting. Sending is stopped for this tracker and events are kept",
-                status=404,
-            )
-        else:
-            error = DoowAuthError(
-                f"the API key {key_hint(self._config.api_key)} was refused ({status}): "
-                f"{message}; sending is stopped for this tracker and events are kept",
-                status=status,
-            )
-        with self._lock:
-            first = self._stopped is None
-            if first:
-                self._stopped = error
-        if first:
-            self._report(error, level=logging.ERROR)
-        return self._stopped or error
 
     def _drop(self, count: int, why: str) -> None:
         with self._lock:
@@ -831,24 +579,17 @@ class DoowTracker:
         self._outbox = Outbox(self._config.max_queue_size)
         self._counts = {"dropped": 0, "invalid": 0}
         self._dropped_unreported = 0
-        self._closing = threading.Event()
         self._worker = None
         self._start_worker = self._platform is None and not self._closed
-        self._carry_over.forget_after_fork()
-        forget = getattr(self._transport, "forget_after_fork", None)
-        if forget is not None:
-            forget()
+        self._sender.forget_after_fork(self._outbox)
 
     def _sender_healthy(self) -> bool:
         """Whether waiting for the background sender to free space can help."""
-        return not (self._background_stalled or self._stopped or self._config.send_blocker)
+        return not (self._background_stalled or self._sender.stopped or self._config.send_blocker)
 
     def _background_flush(self) -> None:
         result = self.flush(BACKGROUND_FLUSH_TIMEOUT_S)
         self._background_stalled = result.error is not None and result.delivered == 0
-
-    def _closing_wait(self, seconds: float) -> None:
-        self._closing.wait(seconds)
 
     def _ensure_worker(self) -> None:
         with self._lock:
@@ -867,6 +608,16 @@ def _seconds(value: float) -> float:
     return min(max(float(value), 0.0), threading.TIMEOUT_MAX)
 
 
+def _keep_until() -> Deadline | None:
+    """How long keeping what a flush cannot send may take: up to shortly before the
+    current invocation's hard deadline (the response must still go back); unbounded
+    outside an invocation whose deadline is known."""
+    invocation = current_invocation()
+    if invocation is None or invocation.deadline is None:
+        return None
+    return Deadline(invocation.deadline - RESPONSE_MARGIN_S - time.monotonic())
+
+
 def _checked_event_id(value: object) -> str:
     if type(value) is not str and type(value).__name__ == "UUID":
         value = str(value)
@@ -882,7 +633,7 @@ def _copy_metadata(value: object) -> dict[str, Any]:
             "metadata", f"must be a dict of JSON values, got {type(value).__name__}"
         )
     try:
-        encoded = _json.encode(dict(value)).encode("utf-8")
+        encoded = JSON_UTF8.encode(dict(value)).encode("utf-8")
     except RecursionError:
         raise DoowValidationError("metadata", "is nested too deeply to send") from None
     except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
@@ -893,12 +644,6 @@ def _copy_metadata(value: object) -> dict[str, Any]:
         )
     copied: dict[str, Any] = json.loads(encoded)
     return copied
-
-
-def _summarize(rejections: list[Rejection]) -> str:
-    shown = "; ".join(f"{item.event_id}: {item.reason}" for item in rejections[:3])
-    more = len(rejections) - 3
-    return shown + (f"; and {more} more" if more > 0 else "")
 
 
 def _enable_debug_logging() -> None:

@@ -13,13 +13,20 @@ and the default is used instead.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import NamedTuple, TypeAlias, TypeVar
 
 from . import constants as C
+from .env import (
+    FALSE_WORDS,
+    EnvReader,
+    count_check,
+    parse_count,
+    parse_milliseconds,
+    seconds_check,
+)
 from .errors import DoowConfigError
 from .events import Attribution, attribution_problem
 
@@ -33,9 +40,6 @@ UNSET = _Unset.UNSET
 
 T = TypeVar("T")
 Maybe: TypeAlias = T | _Unset
-
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off", ""})
 
 
 class TrackerConfig(NamedTuple):
@@ -55,8 +59,16 @@ class TrackerConfig(NamedTuple):
     # Where batches are written before they are sent; None: no spool.
     spool_dir: str | None
     spool_max_bytes: int
-    # Whether undelivered events are written to stdout (serverless flushes, shutdown).
+    # Whether undelivered events are written to stdout as log lines (on serverless
+    # platforms by default, where stdout is the function's log).
     log_unsent: bool
+    # Whether each batch's line is written before its first request (write-ahead), so a
+    # kill at any moment, with /tmp lost, leaves every event in the log; else only what a
+    # flush could not deliver gets a line. On serverless platforms by default.
+    log_ahead: bool
+    # Where events still undelivered at shutdown are left: the spool, else (outside
+    # serverless platforms) a spool in the user's state directory; None: log lines.
+    handover_dir: str | None
     # Why sending is impossible (no key, an endpoint refused): events are kept and the
     # reason is reported at each flush, instead of raising into user code at import.
     send_blocker: str | None
@@ -145,11 +157,12 @@ def resolve_config(
     spool: Maybe[str | os.PathLike[str] | bool] = UNSET,
     spool_max_bytes: Maybe[int] = UNSET,
     log_unsent: Maybe[bool] = UNSET,
+    log_ahead: Maybe[bool] = UNSET,
     serverless: bool = False,
 ) -> TrackerConfig:
     """``serverless``: the process runs on a serverless platform, where the spool is on
     by default (elsewhere it is off unless asked for)."""
-    env = _EnvReader(environ)
+    env = EnvReader(environ)
 
     allow_http_value = _explicit_bool("allow_http", allow_http)
     if allow_http_value is None:
@@ -165,6 +178,7 @@ def resolve_config(
     if env.boolean(C.ENV_DISABLED, False):
         enabled_value = False
 
+    spool_dir = _resolve_spool_dir(spool, env, serverless)
     debug_value = _explicit_bool("debug", debug)
     strict_value = _explicit_bool("strict", strict)
 
@@ -179,108 +193,71 @@ def resolve_config(
             flush_at,
             env,
             C.ENV_FLUSH_AT,
-            parse=_parse_count(1),
+            parse=parse_count(1),
             default=C.DEFAULT_FLUSH_AT,
-            explicit_check=_count_check(1),
+            explicit_check=count_check(1),
         ),
         flush_interval=_pick(
             "flush_interval",
             flush_interval,
             env,
             C.ENV_FLUSH_INTERVAL,
-            parse=_parse_milliseconds(allow_zero=True),
+            parse=parse_milliseconds(allow_zero=True),
             default=C.DEFAULT_FLUSH_INTERVAL_S,
-            explicit_check=_seconds_check(allow_zero=True),
+            explicit_check=seconds_check(allow_zero=True),
         ),
         max_queue_size=_pick(
             "max_queue_size",
             max_queue_size,
             env,
             C.ENV_MAX_QUEUE_SIZE,
-            parse=_parse_count(1),
+            parse=parse_count(1),
             default=C.DEFAULT_MAX_QUEUE_SIZE,
-            explicit_check=_count_check(1),
+            explicit_check=count_check(1),
         ),
         timeout=_pick(
             "timeout",
             timeout,
             env,
             C.ENV_TIMEOUT,
-            parse=_parse_milliseconds(allow_zero=False),
+            parse=parse_milliseconds(allow_zero=False),
             default=C.DEFAULT_TIMEOUT_S,
-            explicit_check=_seconds_check(allow_zero=False),
+            explicit_check=seconds_check(allow_zero=False),
         ),
         retry_count=_pick(
             "retry_count",
             retry_count,
             env,
             C.ENV_RETRY_COUNT,
-            parse=_parse_count(0),
+            parse=parse_count(0),
             default=C.DEFAULT_RETRY_COUNT,
-            explicit_check=_count_check(0),
+            explicit_check=count_check(0),
         ),
         compression=_resolve_compression(compression, env),
         attribution=_resolve_attribution(attribution, env),
         allow_http=allow_http_value,
-        spool_dir=_resolve_spool_dir(spool, env, serverless),
+        spool_dir=spool_dir,
         spool_max_bytes=_pick(
             "spool_max_bytes",
             spool_max_bytes,
             env,
             C.ENV_SPOOL_MAX_BYTES,
-            parse=_parse_count(1),
+            parse=parse_count(1),
             default=C.DEFAULT_SPOOL_MAX_BYTES,
-            explicit_check=_count_check(1),
+            explicit_check=count_check(1),
         ),
-        log_unsent=_pick_bool("log_unsent", log_unsent, env, C.ENV_LOG_UNSENT, True),
+        log_unsent=_pick_bool("log_unsent", log_unsent, env, C.ENV_LOG_UNSENT, serverless),
+        log_ahead=_pick_bool("log_ahead", log_ahead, env, C.ENV_LOG_AHEAD, serverless),
+        handover_dir=spool_dir if spool_dir is not None or serverless else user_spool_dir(env),
         send_blocker="; ".join(send_blockers) or None,
         warnings=tuple(env.warnings),
     )
 
 
-class _EnvReader:
-    """Reads DOOW_TRACK_* values; a malformed one becomes a warning and reads as absent."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
-        self.warnings: list[str] = []
-
-    def raw(self, name: str) -> str | None:
-        value = self._environ.get(name)
-        if value is None or not value.strip():
-            return None
-        return value.strip()
-
-    def warn(self, name: str, problem: str) -> None:
-        self.warnings.append(f"{name} {problem}; using the default instead")
-
-    def boolean(self, name: str, default: bool) -> bool:
-        value = self._environ.get(name)
-        if value is None:
-            return default
-        lowered = value.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-        self.warn(name, f"must be true or false, got {value[:40]!r}")
-        return default
-
-    def parsed(self, name: str, parse: Callable[[str], T]) -> T | None:
-        value = self.raw(name)
-        if value is None:
-            return None
-        try:
-            return parse(value)
-        except ValueError as exc:
-            self.warn(name, str(exc))
-            return None
-
-
 def _pick(
     argument: str,
     explicit: Maybe[T],
-    env: _EnvReader,
+    env: EnvReader,
     variable: str,
     *,
     parse: Callable[[str], T],
@@ -296,62 +273,15 @@ def _pick(
     return default if from_env is None else from_env
 
 
-def _count_check(minimum: int) -> Callable[[int], str | None]:
-    def check(value: int) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            return f"must be a whole number >= {minimum}, got {value!r}"
-        return None
-
-    return check
-
-
-def _parse_count(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError(f"must be a whole number >= {minimum}, got {text[:40]!r}") from None
-        if value < minimum:
-            raise ValueError(f"must be a whole number >= {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-def _parse_milliseconds(*, allow_zero: bool) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            millis = float(text)
-        except ValueError:
-            raise ValueError(f"must be a number of milliseconds, got {text[:40]!r}") from None
-        if not math.isfinite(millis) or millis < 0 or (millis == 0 and not allow_zero):
-            bound = ">= 0" if allow_zero else "> 0"
-            raise ValueError(f"must be a number of milliseconds {bound}, got {text[:40]!r}")
-        return millis / 1000.0
-
-    return parse
-
-
-def _seconds_check(*, allow_zero: bool) -> Callable[[float], str | None]:
-    def check(value: float) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return f"must be a number of seconds, got {type(value).__name__}"
-        if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-            return f"must be a number of seconds {'>= 0' if allow_zero else '> 0'}, got {value!r}"
-        return None
-
-    return check
-
-
 def _pick_bool(
-    argument: str, explicit: Maybe[bool], env: _EnvReader, variable: str, default: bool
+    argument: str, explicit: Maybe[bool], env: EnvReader, variable: str, default: bool
 ) -> bool:
     value = _explicit_bool(argument, explicit)
     return env.boolean(variable, default) if value is None else value
 
 
 def _resolve_spool_dir(
-    explicit: Maybe[str | os.PathLike[str] | bool], env: _EnvReader, serverless: bool
+    explicit: Maybe[str | os.PathLike[str] | bool], env: EnvReader, serverless: bool
 ) -> str | None:
     """True: the default directory; False: off; a path: that directory."""
     if not isinstance(explicit, _Unset):
@@ -365,18 +295,36 @@ def _resolve_spool_dir(
     value = env.raw(C.ENV_SPOOL_DIR)
     if value is None:
         return default_spool_dir(env) if serverless else None
-    if value.lower() in _FALSE:
+    if value.lower() in FALSE_WORDS:
         return None
     return value
 
 
-def default_spool_dir(env: _EnvReader) -> str:
+def default_spool_dir(env: EnvReader) -> str:
     """``$TMPDIR/doow-spool``: ``/tmp`` is the one writable place on Lambda and Vercel.
 
     The machine's temporary directory is the process's, whatever ``environ`` was given.
     """
     temporary = env.raw("TMPDIR") or os.environ.get("TMPDIR") or "/tmp"  # noqa: S108
     return os.path.join(temporary, C.SPOOL_DIR_NAME)
+
+
+def user_spool_dir(env: EnvReader) -> str | None:
+    """Where a program off serverless platforms leaves what it could not deliver: the
+    user's state directory (``$XDG_STATE_HOME``, else ``~/.local/state``; on macOS
+    ``~/Library/Application Support``), or None when there is no home to find."""
+    import sys  # noqa: PLC0415 - once, at construction
+
+    base = env.raw("XDG_STATE_HOME") or os.environ.get("XDG_STATE_HOME")
+    if not base:
+        home = env.raw("HOME") or os.environ.get("HOME") or ""
+        if not home:
+            return None
+        parts = (
+            ("Library", "Application Support") if sys.platform == "darwin" else (".local", "state")
+        )
+        base = os.path.join(home, *parts)
+    return os.path.join(base, "doow-serverless", C.SPOOL_DIR_NAME)
 
 
 def _explicit_bool(argument: str, value: Maybe[bool]) -> bool | None:
@@ -387,7 +335,7 @@ def _explicit_bool(argument: str, value: Maybe[bool]) -> bool | None:
     return value
 
 
-def _resolve_key(explicit: Maybe[str | None], env: _EnvReader, blockers: list[str]) -> str | None:
+def _resolve_key(explicit: Maybe[str | None], env: EnvReader, blockers: list[str]) -> str | None:
     if not isinstance(explicit, _Unset) and explicit is not None:
         if isinstance(explicit, str):
             explicit = explicit.strip()
@@ -422,7 +370,7 @@ def is_printable_ascii(text: str) -> bool:
 
 
 def _resolve_endpoint(
-    explicit: Maybe[str], env: _EnvReader, allow_http: bool, blockers: list[str]
+    explicit: Maybe[str], env: EnvReader, allow_http: bool, blockers: list[str]
 ) -> str:
     if not isinstance(explicit, _Unset):
         if not isinstance(explicit, str):
@@ -443,7 +391,7 @@ def _resolve_endpoint(
     return url.rstrip("/")
 
 
-def _resolve_compression(explicit: Maybe[str | None], env: _EnvReader) -> bool:
+def _resolve_compression(explicit: Maybe[str | None], env: EnvReader) -> bool:
     choices = {"gzip": True, "none": False}
     if not isinstance(explicit, _Unset):
         if explicit is None:
@@ -461,7 +409,7 @@ def _resolve_compression(explicit: Maybe[str | None], env: _EnvReader) -> bool:
 
 
 def _resolve_attribution(
-    explicit: Maybe[Mapping[str, object] | None], env: _EnvReader
+    explicit: Maybe[Mapping[str, object] | None], env: EnvReader
 ) -> Attribution | None:
     if not isinstance(explicit, _Unset):
         if explicit is None:

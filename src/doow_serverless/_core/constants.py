@@ -58,6 +58,20 @@ ENV_ALLOW_HTTP = "DOOW_TRACK_ALLOW_HTTP"
 ENV_SPOOL_DIR = "DOOW_TRACK_SPOOL_DIR"  # a directory, or "off"
 ENV_SPOOL_MAX_BYTES = "DOOW_TRACK_SPOOL_MAX_BYTES"
 ENV_LOG_UNSENT = "DOOW_TRACK_LOG_UNSENT"
+ENV_LOG_AHEAD = "DOOW_TRACK_LOG_AHEAD"
+# The platform wrappers' flush (milliseconds, as the other durations).
+ENV_FLUSH_TIMEOUT = "DOOW_TRACK_FLUSH_TIMEOUT"
+ENV_FLUSH_RESERVE = "DOOW_TRACK_FLUSH_RESERVE"
+# Seconds, as "maxDuration" in vercel.json: Vercel's own variables do not carry it.
+ENV_VERCEL_MAX_DURATION = "DOOW_TRACK_VERCEL_MAX_DURATION"
+
+# Variables the platforms set, by which the SDK knows where it runs.
+ENV_LAMBDA_FUNCTION_NAME = "AWS_LAMBDA_FUNCTION_NAME"
+ENV_LAMBDA_RUNTIME_API = "AWS_LAMBDA_RUNTIME_API"
+ENV_VERCEL = "VERCEL"
+ENV_VERCEL_IPC_PATH = "VERCEL_IPC_PATH"  # vercel-runtime's IPC mode (Fluid compute)
+ENV_AZURE_WORKER_RUNTIME = "FUNCTIONS_WORKER_RUNTIME"
+ENV_AZURE_ENVIRONMENT = "AZURE_FUNCTIONS_ENVIRONMENT"
 
 # Hosts where plain http:// is allowed without asking: this machine, and the
 # name Docker (and so `sam local`) gives the host from inside a container.

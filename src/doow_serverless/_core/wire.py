@@ -12,7 +12,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from .constants import (
@@ -39,7 +39,10 @@ from .events import (
 # same key always names the same event, in any process, on any machine.
 EVENT_ID_NAMESPACE = "6f1c1d0e-4a8b-5c7e-9d3f-2b6a8e4c1f70"
 
-_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# The one compact encoder of the package (and its escaped twin, for streams that cannot
+# carry UTF-8): request bodies, log lines and private copies of metadata all use it.
+JSON_UTF8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+JSON_ASCII = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -90,19 +93,14 @@ def canonical_uuid(value: object) -> str | None:
         return None
 
 
-def settle_event_ids(events: Sequence[QueuedEvent]) -> list[str]:
-    """Each event's id: the one it was given, one derived from its seed, or a random one."""
-    unnamed = sum(1 for event in events if event.event_id is None and event.id_seed is None)
-    randoms = iter(new_random_ids(unnamed))
-    ids = []
-    for event in events:
-        if event.event_id is not None:
-            ids.append(event.event_id)
-        elif event.id_seed is not None:
-            ids.append(event_id_from_seed(event.id_seed))
-        else:
-            ids.append(next(randoms))
-    return ids
+def settled_id(event: QueuedEvent, randoms: Iterator[str]) -> str:
+    """The event's id: the one it was given, one derived from its seed, or the next of
+    ``randoms`` (drawn in bulk by the caller)."""
+    if event.event_id is not None:
+        return event.event_id
+    if event.id_seed is not None:
+        return event_id_from_seed(event.id_seed)
+    return next(randoms)
 
 
 def event_document(
@@ -130,9 +128,60 @@ def event_document(
 
 def encode_batch(batch_id: str, documents: Sequence[dict[str, Any]]) -> bytes:
     """The request body of one batch: a single pass of the C JSON encoder."""
-    return _json.encode(
+    return JSON_UTF8.encode(
         {"batch_id": batch_id, "sdk_version": SDK_VERSION, "events": documents}
     ).encode()
+
+
+def join_batch(batch_id: str, encoded: Sequence[str]) -> bytes:
+    """The same body as :func:`encode_batch`, from each document's JSON already encoded."""
+    return (_batch_head(batch_id) + ",".join(encoded) + "]}").encode()
+
+
+def batch_envelope_size(batch_id: str) -> int:
+    """The bytes of a batch body beyond its events and the commas between them."""
+    return len(_batch_head(batch_id)) + 2
+
+
+def _batch_head(batch_id: str) -> str:
+    return (
+        '{"batch_id":'
+        + JSON_UTF8.encode(batch_id)
+        + ',"sdk_version":"'
+        + SDK_VERSION
+        + '","events":['
+    )
+
+
+class SentBatch(NamedTuple):
+    """A request body this client wrote, read back: ids settled, events as sent."""
+
+    batch_id: str
+    event_ids: list[str]
+    documents: list[dict[str, Any]]
+    body: bytes
+
+
+def read_sent_batch(body: bytes) -> SentBatch | None:
+    """A batch body as :func:`encode_batch` writes it, or None when it is not one (every
+    event must carry a UUID ``event_id``, and the batch a UUID ``batch_id``)."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    batch_id = canonical_uuid(document.get("batch_id"))
+    events = document.get("events")
+    if batch_id is None or not isinstance(events, list) or not events:
+        return None
+    event_ids = []
+    for event in events:
+        event_id = canonical_uuid(event.get("event_id")) if isinstance(event, dict) else None
+        if event_id is None:
+            return None
+        event_ids.append(event_id)
+    return SentBatch(batch_id, event_ids, events, body)
 
 
 def compress(body: bytes) -> bytes:

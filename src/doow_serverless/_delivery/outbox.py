@@ -13,17 +13,21 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Sequence
+from itertools import islice
 from typing import Any, NamedTuple
 
 from .._core.constants import GZIP_MIN_BYTES, MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 from .._core.events import Attribution, QueuedEvent
 from .._core.wire import (
+    JSON_UTF8,
+    batch_envelope_size,
     compress,
     encode_batch,
     event_document,
+    join_batch,
     new_random_id,
     new_random_ids,
-    settle_event_ids,
+    settled_id,
 )
 
 
@@ -35,7 +39,9 @@ class Batch:
         "_compressed",
         "batch_id",
         "documents",
+        "encoded",
         "event_ids",
+        "log_lines",
         "logged",
         "recovered",
         "saved",
@@ -50,15 +56,20 @@ class Batch:
         event_ids: list[str],
         documents: list[dict[str, Any]],
         body: bytes | None = None,
+        encoded: list[str] | None = None,
     ) -> None:
         self.batch_id = batch_id
         self.event_ids = event_ids
         self.documents = documents
+        # Each document's JSON, when the batch was formed here (the body joins them).
+        self.encoded = encoded
         self._body = body
         self._compressed: bytes | None = None
         # On disk in the spool, or written out as a log line: kept if the process dies.
         self.saved = False
-        self.logged = False  # written out as a log line
+        self.logged = False  # every event of it is in a log line
+        # The log lines (batch ids) that hold this batch's events, not answered for yet.
+        self.log_lines: list[str] = []
         # The spool files (batch ids) that hold this batch's events.
         self.spool_files: list[str] = []
         # Sent at least once (or split from one that was): its id and events are fixed for
@@ -81,7 +92,10 @@ class Batch:
     def body(self, compression: bool) -> tuple[bytes, bool]:
         """The request body, and whether it is gzip; built once, the same for every resend."""
         if self._body is None:
-            self._body = encode_batch(self.batch_id, self.documents)
+            if self.encoded is not None:
+                self._body = join_batch(self.batch_id, self.encoded)
+            else:
+                self._body = encode_batch(self.batch_id, self.documents)
         if not compression or len(self._body) < GZIP_MIN_BYTES:
             return self._body, False
         if self._compressed is None:
@@ -92,9 +106,20 @@ class Batch:
         """Two new batches, each with half the events; event ids are kept."""
         middle = len(self.documents) // 2
         left_id, right_id = new_random_ids(2)
+        encoded = self.encoded
         halves = (
-            Batch(left_id, self.event_ids[:middle], self.documents[:middle]),
-            Batch(right_id, self.event_ids[middle:], self.documents[middle:]),
+            Batch(
+                left_id,
+                self.event_ids[:middle],
+                self.documents[:middle],
+                encoded=None if encoded is None else encoded[:middle],
+            ),
+            Batch(
+                right_id,
+                self.event_ids[middle:],
+                self.documents[middle:],
+                encoded=None if encoded is None else encoded[middle:],
+            ),
         )
         for half in halves:
             half.sealed = True  # combined again, they would be refused as too large again
@@ -104,16 +129,22 @@ class Batch:
     def combined(self, parts: Sequence[Batch]) -> Batch:
         """One batch of this one's events and then those of ``parts`` (none of them sent)."""
         every = [self, *parts]
+        encodings = [part.encoded for part in every]
         batch = Batch(
             new_random_id(),
             [event_id for part in every for event_id in part.event_ids],
             [document for part in every for document in part.documents],
+            encoded=None
+            if any(item is None for item in encodings)
+            else [text for item in encodings if item is not None for text in item],
         )
         batch.saved = all(part.saved for part in every)
         batch.logged = all(part.logged for part in every)
         batch.spool_files = [name for part in every for name in part.spool_files]
-        for part in every:  # the combined batch holds their files now
+        batch.log_lines = [name for part in every for name in part.log_lines]
+        for part in every:  # the combined batch holds their files and lines now
             part.spool_files = []
+            part.log_lines = []
             part.settled = True
         return batch
 
@@ -235,13 +266,15 @@ class Outbox:
         while self.form_one(attribution, refused) is not None:
             pass
 
-    def waiting(self, *, unlogged: bool = False) -> list[Batch]:
-        """The waiting batches that are neither spooled nor logged (``unlogged``: not
-        logged)."""
+    def waiting(self) -> list[Batch]:
+        """The batches formed and not claimed by a sender, oldest first."""
         with self._lock:
-            if unlogged:
-                return [batch for batch in self._ready if not batch.logged]
-            return [batch for batch in self._ready if not batch.saved]
+            return list(self._ready)
+
+    def in_flight(self) -> list[Batch]:
+        """The batches senders have claimed and not settled yet."""
+        with self._lock:
+            return list(self._in_flight)
 
     def claim_all(self, attribution: Attribution | None, refused: list[Unencodable]) -> list[Batch]:
         """Claim every waiting batch, pending events formed first (at shutdown)."""
@@ -307,14 +340,13 @@ class Outbox:
         self, attribution: Attribution | None, refused: list[Unencodable]
     ) -> Batch | None:
         """The next batch from pending: at most the event limit, cut to the byte limit."""
-        while self._pending:
-            count = min(len(self._pending), self._max_batch_events)
-            events = [self._pending.popleft() for _ in range(count)]
-            try:
-                batch = self._batch_of(events, attribution, refused)
-            except BaseException:
-                self._pending.extendleft(reversed(events))  # nothing lost, whatever failed
-                raise
+        pending = self._pending
+        while pending:
+            # Looked at, not taken: if anything below fails, every event is still queued.
+            window = list(islice(pending, self._max_batch_events))
+            batch, used = self._batch_of(window, attribution, refused)
+            for _ in range(used):
+                pending.popleft()
             if batch is not None:
                 return batch
         return None
@@ -324,66 +356,56 @@ class Outbox:
         events: list[QueuedEvent],
         attribution: Attribution | None,
         refused: list[Unencodable],
-    ) -> Batch | None:
-        """One batch from ``events`` (popped from pending); what does not fit is put back."""
-        event_ids = settle_event_ids(events)
-        documents = [
-            event_document(event, event_id, attribution)
-            for event, event_id in zip(events, event_ids, strict=True)
-        ]
-        batch_id = new_random_id()
-        body = self._encode_within_limit(batch_id, events, event_ids, documents, refused)
-        kept = len(documents)
-        # Ids are settled once: an event put back keeps the id it was given here.
-        self._pending.extendleft(
-            event._replace(event_id=event_id, id_seed=None)
-            for event, event_id in zip(
-                reversed(events[kept:]), reversed(event_ids[kept:]), strict=True
-            )
-        )
-        if body is not None:
-            return Batch(batch_id, event_ids[:kept], documents, body)
-        return None
+    ) -> tuple[Batch | None, int]:
+        """One batch from the first of ``events`` (the oldest pending): the longest run
+        whose body fits the byte limit; and how many of ``events`` it used up.
 
-    def _encode_within_limit(
-        self,
-        batch_id: str,
-        events: list[QueuedEvent],
-        event_ids: list[str],
-        documents: list[dict[str, Any]],
-        refused: list[Unencodable],
-    ) -> bytes | None:
-        """Encode the longest prefix of ``documents`` whose body fits the byte limit.
-
-        ``documents`` is cut in place to that prefix (the caller puts the rest back).
-        Events that can never be sent, too large alone or not encodable, are removed from
-        all three lists, counted as settled and appended to ``refused``.
+        Each event is given its id and encoded once; the body joins those encodings (and
+        the log lines reuse them). Events that can never be sent, too large alone or not
+        encodable, are used up too: counted as settled and appended to ``refused``.
         """
-
-        def refuse(index: int, reason: str) -> None:
-            refused.append(Unencodable(event_ids.pop(index), reason))
-            del events[index]
-            del documents[index]
-            self._count -= 1
-            self._rejected += 1
-
-        while documents:
+        batch_id = new_random_id()
+        limit = self._max_batch_bytes
+        envelope = batch_envelope_size(batch_id)
+        randoms = iter(new_random_ids(sum(1 for event in events if event.event_id is None)))
+        kept_ids: list[str] = []
+        documents: list[dict[str, Any]] = []
+        encoded: list[str] = []
+        size = envelope
+        used = 0
+        for event in events:
+            event_id = settled_id(event, randoms)
+            document = event_document(event, event_id, attribution)
             try:
-                body = encode_batch(batch_id, documents)
+                text = JSON_UTF8.encode(document)
             except Exception:
                 # Validation makes this unreachable; should it ever be reached, the
                 # offending event is refused alone rather than the batch being stuck.
-                refuse(_first_unencodable(documents), "could not be encoded as JSON")
+                self._refuse(refused, event_id, "could not be encoded as JSON")
+                used += 1
                 continue
-            if len(body) <= self._max_batch_bytes:
-                return body
-            if len(documents) == 1:
-                refuse(0, f"{len(body)} bytes: larger than a request may be")
-                return None
-            # Keep the share that should fit (exact for same-size events); again until it does.
-            share = len(documents) * self._max_batch_bytes // len(body)
-            del documents[max(1, min(len(documents) - 1, share)) :]
-        return None
+            length = len(text) if text.isascii() else len(text.encode())
+            if envelope + length > limit:
+                self._refuse(
+                    refused, event_id, f"{envelope + length} bytes: larger than a request may be"
+                )
+                used += 1
+                continue
+            if size + length + (1 if encoded else 0) > limit:
+                break
+            size += length + (1 if encoded else 0)
+            kept_ids.append(event_id)
+            documents.append(document)
+            encoded.append(text)
+            used += 1
+        if not documents:
+            return None, used
+        return Batch(batch_id, kept_ids, documents, join_batch(batch_id, encoded), encoded), used
+
+    def _refuse(self, refused: list[Unencodable], event_id: str, reason: str) -> None:
+        refused.append(Unencodable(event_id, reason))
+        self._count -= 1
+        self._rejected += 1
 
     def release(self, batch: Batch) -> None:
         """A batch that could not be sent now: back to the front, unchanged."""
@@ -436,15 +458,6 @@ class Outbox:
             return True
 
 
-def _first_unencodable(documents: list[dict[str, Any]]) -> int:
-    for index, document in enumerate(documents):
-        try:
-            encode_batch("", [document])
-        except Exception:
-            return index
-    return 0
-
-
 def pack_documents(
     documents: Sequence[dict[str, Any]],
     *,
@@ -456,18 +469,26 @@ def pack_documents(
     For events read back from a spool or a log: each keeps its ``event_id``, so sending
     them again counts nothing twice.
     """
-    envelope = len(encode_batch(new_random_id(), []))
-    empty = len(encode_batch("", []))
+    envelope = batch_envelope_size(new_random_id())
     batches: list[Batch] = []
     current: list[dict[str, Any]] = []
+    texts: list[str] = []
     size = envelope
     for document in documents:
-        length = len(encode_batch("", [document])) - empty + 1
+        text = JSON_UTF8.encode(document)
+        length = (len(text) if text.isascii() else len(text.encode())) + 1
         if current and (len(current) >= max_events or size + length > max_bytes):
-            batches.append(Batch.of_documents(current))
-            current, size = [], envelope
+            batches.append(_settled_batch(current, texts))
+            current, texts, size = [], [], envelope
         current.append(document)
+        texts.append(text)
         size += length
     if current:
-        batches.append(Batch.of_documents(current))
+        batches.append(_settled_batch(current, texts))
     return batches
+
+
+def _settled_batch(documents: list[dict[str, Any]], encoded: list[str]) -> Batch:
+    return Batch(
+        new_random_id(), [document["event_id"] for document in documents], documents, None, encoded
+    )

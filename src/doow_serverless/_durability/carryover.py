@@ -1,31 +1,55 @@
-"""What keeps a tracker's events past its process: the spool, and log lines as a last resort.
+"""What keeps a queue's events past its process: the spool, and log lines.
 
-The tracker calls in at fixed points: when it opens (adopt what dead processes spooled),
-before a flush sends anything (settle ids and spool every batch), before each request (a
-batch formed meanwhile), when a batch is answered for (its files go), at the end of a
-serverless flush and when the deadline watch fires (log what is not delivered, spooled or
-not: a reclaimed sandbox takes its disk along), and at shutdown (hand over what is left).
+The two share the work. The spool (``/tmp``) lets the next process in the same sandbox
+send what this one left, by itself; it dies with the sandbox. A log line outlives the
+sandbox, but someone (``replay``, a forwarder) has to act on it. So:
+
+- **write-ahead** (on serverless platforms, by default): a batch's line is written before
+  its first request, and the batch spooled, so no kill at any moment of a flush, with
+  ``/tmp`` kept or lost, loses an event that has no line;
+- **quiet** (``log_ahead`` off): only batches a flush could not deliver get a line, at its
+  end; a kill during a request, with ``/tmp`` lost, can then lose that batch;
+- either way, batches adopted from a dead process's spool get a line when adopted (the
+  adopting process may die too, and ``/tmp`` with it), the deadline watch writes a line
+  for everything queued or in flight, and a line is written however little time is left:
+  the invocation's reserve pays for it, never the budget of the send.
+
+When every event of a line has been answered for by the server (delivered, or refused for
+good), a short acknowledgement line names it, so a replay of the same log, or a forwarder
+that sees both, does not send those events again. Lines are counted like spool files: a
+line held by the two halves of a split batch is answered for when both halves are.
+
+The sender calls in at fixed points: when it opens (adopt what dead processes spooled),
+before it sends anything (settle ids in batches and keep them), before each request, when
+a batch is answered for or split, at the end of a flush, when the deadline watch fires,
+and at shutdown.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .._core.config import TrackerConfig, redact
 from .._core.constants import LOGGER_NAME
 from .._core.deadline import Deadline
 from .._delivery.outbox import Batch, Outbox, Unencodable
-from .lines import write_unsent
+from .lines import write_acks, write_unsent
 from .spool import Spool, SpooledBatch
 
 logger = logging.getLogger(LOGGER_NAME)
+
+WRITE_AHEAD = "kept before sending (write-ahead); a later line says when it was answered for"
+ADOPTED = "left unsent by a process that died here; this one sends it first"
+IN_FLIGHT = "in flight when the invocation neared its deadline"
 
 
 class CarryOver:
     def __init__(self, config: TrackerConfig) -> None:
         self._config = config
+        self._log = config.log_unsent
+        self._log_ahead = config.log_unsent and config.log_ahead
         self._lock = threading.Lock()
         # One thread at a time spools or logs waiting batches (a flush, the deadline watch,
         # shutdown), so a batch is written once, not once by each.
@@ -34,14 +58,18 @@ class CarryOver:
         self._spool: Spool | None = None
         if config.spool_dir is not None:
             self._spool = Spool(config.spool_dir, config.spool_max_bytes)
+        # Log lines written and not answered for yet: how many batches hold events of each.
+        self._lines: dict[str, int] = {}
+        self._answered: list[str] = []  # lines answered for since the last acknowledgement
 
     @property
     def spooling(self) -> bool:
         return self._spool is not None
 
-    def open(self, outbox: Outbox) -> str | None:
+    def open(self, outbox: Outbox, *, log_adopted: bool) -> str | None:
         """Once per process: claim a spool directory, and queue (first) what dead processes
-        left in it. Why the spool is off, when it cannot be used."""
+        left in it, with a line each when ``log_adopted``. Why the spool is off, when it
+        cannot be used."""
         with self._lock:
             if self._opened or self._spool is None:
                 return None
@@ -59,24 +87,51 @@ class CarryOver:
                 "doow-serverless: %d event(s) left unsent by an earlier process are sent first",
                 sum(len(batch) for batch in batches),
             )
+            if log_adopted and self._log:
+                with self._persisting:
+                    for batch in batches:
+                        self._write_line(batch, ADOPTED)
         return None
 
-    def form(self, outbox: Outbox, refused: list[Unencodable], until: Deadline) -> None:
-        """Before a flush sends anything: settle the ids of queued events in batches and
-        spool them, oldest first, until ``until``, so a kill during the flush loses none.
+    # -- a flush ----------------------------------------------------------------------------
 
-        Bounded, so a large backlog cannot eat the flush's budget: what is not spooled by
-        then is spooled by a later flush, or logged at the end of this one.
-        """
-        if self._spool is None:
+    def before_sending(
+        self, outbox: Outbox, refused: list[Unencodable], until: Deadline | None
+    ) -> None:
+        """Before a flush sends anything: settle the ids of queued events in batches and
+        keep each waiting batch not kept yet (its line first, then the spool), oldest
+        first, until ``until`` (None: all of them, however long it takes)."""
+        if self._spool is None and not self._log_ahead:
             return  # batches are formed as they are sent
-        if not self._persisting.acquire(timeout=until.remaining()):
-            return  # the deadline watch is persisting: it spools these too
+        if not self._persisting.acquire(timeout=-1 if until is None else until.remaining()):
+            return  # the deadline watch is persisting: it keeps these too
         try:
-            for batch in self._waiting(outbox, refused, until):
-                self.spool(batch)
+            for batch in self._waiting(outbox, refused, until, self._needs_keeping):
+                self._keep(batch)
         finally:
             self._persisting.release()
+
+    def before_request(self, batch: Batch, until: Deadline) -> bool:
+        """The batch about to be sent is kept first, if it is not yet; False when that
+        could not be done by ``until`` (the deadline watch is keeping everything)."""
+        if self._needs_keeping(batch):
+            if not self._persisting.acquire(timeout=until.remaining()):
+                return False
+            try:
+                self._keep(batch)
+            finally:
+                self._persisting.release()
+        return True
+
+    def _needs_keeping(self, batch: Batch) -> bool:
+        return (self._log_ahead and not batch.logged) or (
+            self._spool is not None and not batch.spool_files
+        )
+
+    def _keep(self, batch: Batch) -> None:
+        if self._log_ahead and not batch.logged:
+            self._write_line(batch, WRITE_AHEAD)
+        self.spool(batch)
 
     def spool(self, batch: Batch) -> None:
         """Write a batch as one file, instead of the files its events were in until now."""
@@ -93,7 +148,14 @@ class CarryOver:
             self.settled(batch)
 
     def split(self, batch: Batch, halves: tuple[Batch, Batch]) -> None:
-        """A batch split in two: each half gets a file, else keeps a hold on the whole's."""
+        """A batch split in two: each half gets a file, else keeps a hold on the whole's;
+        both hold its log lines."""
+        with self._lock:
+            for name in batch.log_lines:
+                self._lines[name] = self._lines.get(name, 0) + len(halves)
+        for half in halves:
+            half.log_lines = list(batch.log_lines)
+            half.logged = batch.logged
         spool = self._spool
         if spool is None or not batch.spool_files:
             return
@@ -106,39 +168,75 @@ class CarryOver:
                     spool.share(name)
 
     def settled(self, batch: Batch) -> None:
-        """A batch answered for by the server (or split): its hold on its files goes."""
+        """A batch answered for by the server (or split): its holds on its files and lines
+        go; a line no batch holds any more is answered for."""
         batch.settled = True
         names, batch.spool_files = batch.spool_files, []
         if self._spool is not None:
             for name in names:
                 self._spool.discard(name)
+        lines, batch.log_lines = batch.log_lines, []
+        with self._lock:
+            for name in lines:
+                held = self._lines.get(name, 0) - 1
+                if held > 0:
+                    self._lines[name] = held
+                else:
+                    self._lines.pop(name, None)
+                    self._answered.append(name)
 
-    def log_unlogged(
+    def acknowledge(self) -> None:
+        """Write one line naming the lines answered for since the last such line."""
+        with self._lock:
+            answered, self._answered = self._answered, []
+        if answered and not write_acks(answered):
+            logger.debug("doow-serverless: could not write the acknowledgement line")
+
+    def log_waiting(
         self, outbox: Outbox, why: str, refused: list[Unencodable], until: Deadline | None
     ) -> None:
-        """Print each waiting batch not printed yet, spooled or not: a serverless sandbox can
-        be reclaimed while it is idle, and its /tmp (the spool) with it; the function's logs
-        outlive it. ``until`` bounds it (None: as long as it takes)."""
-        if not self._config.log_unsent:
+        """At the end of a serverless flush: a line for each waiting batch that has none,
+        spooled or not (a sandbox reclaimed while idle takes its ``/tmp`` along; its logs
+        outlive it), until ``until`` (None: however long it takes)."""
+        if not self._log:
             return
         if not self._persisting.acquire(timeout=-1 if until is None else until.remaining()):
             return  # the deadline watch is persisting: it logs these too
         try:
-            self._log(outbox, why, refused, until, spooled_too=True)
+            for batch in self._waiting(outbox, refused, until, _unlogged):
+                self._write_line(batch, why)
         finally:
             self._persisting.release()
 
+    # -- the deadline watch, and shutdown --------------------------------------------------
+
     def persist(self, outbox: Outbox, why: str, refused: list[Unencodable]) -> None:
-        """Spool and log everything queued, sending nothing: the process may die soon."""
-        self.open(outbox)
+        """A line for everything queued or in flight, and the spool for what is queued,
+        sending nothing: the process may die soon (or another invocation's deadline may
+        take it down with a flush in flight)."""
+        self.open(outbox, log_adopted=True)
         with self._persisting:
-            self._keep_all(outbox, why, refused, log_spooled=True)
+            if self._log:
+                for batch in self._waiting(outbox, refused, None, _unlogged):
+                    self._write_line(batch, why)
+                for batch in outbox.in_flight():
+                    if not batch.logged:
+                        self._write_line(batch, IN_FLIGHT)
+            for batch in self._waiting(outbox, refused, None, _unspooled):
+                self.spool(batch)
 
     def hand_over(self, outbox: Outbox, why: str, refused: list[Unencodable]) -> tuple[int, int]:
-        """At shutdown: leave what is left in the spool, else in log lines. The events kept,
+        """At shutdown: leave what is left in the spool (a program with none spools in
+        the user's state directory, ``handover_dir``), else in log lines. The events kept,
         and those that could not be."""
+        if self._spool is None and self._config.handover_dir is not None and len(outbox):
+            self._spool = self._handover_spool(self._config.handover_dir)
         with self._persisting:
-            self._keep_all(outbox, why, refused, log_spooled=False)
+            for batch in self._waiting(outbox, refused, None, _unspooled):
+                self.spool(batch)
+            if self._log:
+                for batch in self._waiting(outbox, refused, None, _unsaved):
+                    self._write_line(batch, why)
             kept = lost = 0
             for batch in outbox.claim_all(self._config.attribution, refused):
                 outbox.hand_over(batch, persisted=batch.saved)
@@ -146,49 +244,50 @@ class CarryOver:
                     kept += len(batch)
                 else:
                     lost += len(batch)
-            return kept, lost
+        self.acknowledge()
+        return kept, lost
 
-    def _keep_all(
-        self, outbox: Outbox, why: str, refused: list[Unencodable], *, log_spooled: bool
-    ) -> None:
-        """Spool every waiting batch, then log them (``log_spooled``: the spooled ones too).
-        The caller holds ``_persisting``."""
-        if self._spool is not None:
-            for batch in self._waiting(outbox, refused, None):
-                self.spool(batch)
-        if self._config.log_unsent:
-            self._log(outbox, why, refused, None, spooled_too=log_spooled)
+    # -- helpers ----------------------------------------------------------------------------
 
-    def _log(
-        self,
-        outbox: Outbox,
-        why: str,
-        refused: list[Unencodable],
-        until: Deadline | None,
-        *,
-        spooled_too: bool,
-    ) -> None:
+    def _handover_spool(self, directory: str) -> Spool | None:
+        """A spool claimed only to leave batches in (adopting nothing at shutdown)."""
+        spool = Spool(directory, self._config.spool_max_bytes)
+        try:
+            spool.open(adopt=False)
+        except Exception as exc:  # SpoolUnavailable, or a failure no one foresaw
+            logger.warning("doow-serverless: cannot keep events in %s: %s", directory, exc)
+            return None
+        return spool
+
+    def _write_line(self, batch: Batch, why: str) -> None:
+        """Write the batch's line; the caller holds ``_persisting``."""
+        if batch.logged:
+            return
         reason = redact(why, self._config.api_key)
-        for batch in self._waiting(outbox, refused, until, unlogged=spooled_too):
-            if write_unsent(batch.batch_id, batch.documents, reason):
-                batch.logged = batch.saved = True
+        if not write_unsent(batch.batch_id, batch.documents, reason, encoded=batch.encoded):
+            return
+        with self._lock:
+            self._lines[batch.batch_id] = self._lines.get(batch.batch_id, 0) + 1
+        batch.log_lines.append(batch.batch_id)
+        batch.logged = batch.saved = True
+        if batch.settled:  # answered for meanwhile (by another thread's flush)
+            self.settled(batch)
 
     def _waiting(
         self,
         outbox: Outbox,
         refused: list[Unencodable],
         until: Deadline | None,
-        *,
-        unlogged: bool = False,
+        needs: Callable[[Batch], bool],
     ) -> Iterator[Batch]:
-        """The waiting batches neither spooled nor logged (``unlogged``: not logged), then
-        new ones formed from pending events one at a time, oldest first, while ``until``
-        allows (None: all of them)."""
+        """The waiting batches that ``needs`` picks, then new ones formed from pending
+        events one at a time, oldest first, while ``until`` allows (None: all of them)."""
         attribution = self._config.attribution
-        for batch in outbox.waiting(unlogged=unlogged):
+        for batch in outbox.waiting():
             if until is not None and until.expired():
                 return
-            yield batch
+            if needs(batch):
+                yield batch
         while until is None or not until.expired():
             formed = outbox.form_one(attribution, refused)
             if formed is None:
@@ -204,6 +303,8 @@ class CarryOver:
         self._lock = threading.Lock()
         self._persisting = threading.Lock()
         self._opened = False
+        self._lines = {}
+        self._answered = []
         if self._spool is not None:
             self._spool.forget_after_fork()
 
@@ -231,3 +332,15 @@ class CarryOver:
                     spool.discard(item.name)
             seen.update(item.event_ids)
         return batches
+
+
+def _unlogged(batch: Batch) -> bool:
+    return not batch.logged
+
+
+def _unspooled(batch: Batch) -> bool:
+    return not batch.spool_files
+
+
+def _unsaved(batch: Batch) -> bool:
+    return not batch.saved

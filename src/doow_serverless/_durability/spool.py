@@ -18,7 +18,6 @@ whatever sends it later sends the same event ids.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import threading
@@ -26,7 +25,7 @@ import time
 from typing import Any, NamedTuple
 
 from .._core.constants import LOGGER_NAME
-from .._core.wire import canonical_uuid, new_random_id
+from .._core.wire import new_random_id, read_sent_batch
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -77,8 +76,8 @@ class Spool:
 
     # -- opening -------------------------------------------------------------------------
 
-    def open(self) -> list[SpooledBatch]:
-        """Claim a directory of our own and adopt the batches of dead processes.
+    def open(self, *, adopt: bool = True) -> list[SpooledBatch]:
+        """Claim a directory of our own and (``adopt``) adopt the batches of dead processes.
 
         Raises :class:`SpoolUnavailable` when the directory cannot be used. Adoption never
         raises: a directory another process adopts at the same moment is simply skipped.
@@ -87,6 +86,8 @@ class Spool:
             if self._dir is None:
                 self._dir = self._claim_directory()
             adopted: list[SpooledBatch] = []
+            if not adopt:
+                return adopted
             for batch in self._adopt_orphans(self._dir, adopted):
                 self._files[batch.name] = len(batch.body)
                 self._holders[batch.name] = 1
@@ -299,23 +300,10 @@ def read_batch_file(path: str) -> SpooledBatch | None:
 
 
 def parse_batch_body(body: bytes, path: str | os.PathLike[str]) -> SpooledBatch | None:
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
+    sent = read_sent_batch(body)
+    if sent is None:
         return None
-    if not isinstance(document, dict):
-        return None
-    batch_id = canonical_uuid(document.get("batch_id"))
-    events = document.get("events")
-    if batch_id is None or not isinstance(events, list) or not events:
-        return None
-    event_ids = []
-    for event in events:
-        event_id = canonical_uuid(event.get("event_id")) if isinstance(event, dict) else None
-        if event_id is None:
-            return None
-        event_ids.append(event_id)
-    return SpooledBatch(batch_id, event_ids, events, body, os.fspath(path))
+    return SpooledBatch(sent.batch_id, sent.event_ids, sent.documents, body, os.fspath(path))
 
 
 def _remove_tree(directory: str) -> None:

@@ -1,29 +1,38 @@
-"""What every platform wrapper does around one invocation, whatever the platform.
+"""The one invocation engine: what every platform wrapper does around an invocation.
 
-A wrapper finds two things on its platform: the invocation's id and its remaining time.
-Everything else is here: the events tracked during the call get ids derived from the
-invocation id, the call is watched (should it still run near its deadline, what it
-tracked is spooled before the kill, see ``_watch``), and after the call (returned or
-raised) the tracker is flushed with a budget of ``min(flush_timeout, remaining -
-reserve)``. The flush never raises, and never replaces the handler's result or exception.
+A wrapper finds two things on its platform, the invocation's id and its remaining time,
+and leaves the rest here:
+
+- :meth:`InvocationEngine.begin` starts an :class:`Invocation`: a scope named after the
+  invocation (events tracked in it get ids derived from the invocation id; see
+  ``_core.scope``), its hard deadline, and the deadline watch (should the handler still
+  run near its deadline, what it tracked is kept before the kill; see ``watch``);
+- ``with invocation.entered():`` runs code in that scope (the handler, a WSGI body);
+- :meth:`Invocation.finish` (or ``afinish`` off the event loop) ends it: the watch is
+  disarmed and the tracker flushed with a budget of ``min(flush_timeout, remaining -
+  reserve)``. The flush never raises, and never replaces the handler's result or
+  exception. On a serverless platform, what it cannot send is written where it survives
+  the process before it returns, however small the budget: the reserve pays for that.
+
+:meth:`InvocationEngine.run` and :meth:`~InvocationEngine.arun` do all three around a
+call; Vercel, whose flush follows the end of a response, uses the parts.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import math
-import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Literal, NamedTuple, TypeVar
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, TypeVar
 
-from .._client.tracker import DoowTracker, FlushResult
+from .._client.sender import FlushResult
+from .._client.tracker import DoowTracker
 from .._core.constants import LOGGER_NAME
-from .._core.errors import DoowConfigError
-from .._core.wire import new_random_id
-from .scope import invocation_scope
+from .._core.scope import Idempotency, InvocationScope, current_scope, process_scope
+from .policy import FlushPolicy, scope_id
 from .watch import unwatch, watch
 
 if TYPE_CHECKING:
@@ -32,138 +41,128 @@ if TYPE_CHECKING:
 logger = logging.getLogger(LOGGER_NAME)
 
 R = TypeVar("R")
-Idempotency = Literal["invocation", "attempt"]
-
-ENV_FLUSH_TIMEOUT = "DOOW_TRACK_FLUSH_TIMEOUT"  # milliseconds
-ENV_FLUSH_RESERVE = "DOOW_TRACK_FLUSH_RESERVE"  # milliseconds
-
-# A healthy ingest request from a function takes tens of milliseconds; 2 s leaves room for
-# a retry or two, and bounds what a broken endpoint can add to every invocation.
-DEFAULT_FLUSH_TIMEOUT_S = 2.0
-# Kept back from the deadline for the runtime to post the response after the flush.
-DEFAULT_FLUSH_RESERVE_S = 0.25
 
 
-class FlushPolicy(NamedTuple):
-    flush_timeout: float
-    reserve: float
+class Invocation:
+    """One invocation in progress, from :meth:`InvocationEngine.begin` to ``finish``."""
 
-    def budget(self, remaining: float | None) -> float:
-        """Seconds the post-invocation flush may take; 0 when no time is left."""
-        if remaining is None:
-            return self.flush_timeout
-        return max(0.0, min(self.flush_timeout, remaining - self.reserve))
+    __slots__ = ("_engine", "_finished", "_guard", "scope")
+
+    def __init__(self, engine: InvocationEngine, scope: InvocationScope) -> None:
+        self._engine = engine
+        self.scope = scope
+        self._guard = watch(engine.tracker, self.remaining(), engine.policy.reserve)
+        self._finished = False
+
+    def remaining(self) -> float | None:
+        """Seconds to the hard deadline (None: unknown); negative once it passed."""
+        deadline = self.scope.deadline
+        return None if deadline is None else deadline - time.monotonic()
+
+    @contextmanager
+    def entered(self) -> Iterator[InvocationScope]:
+        """Run a stretch of the invocation's code in its scope."""
+        token = current_scope.set(self.scope)
+        process_wide = self._engine.process_wide
+        if process_wide:
+            process_scope.current = self.scope
+        try:
+            yield self.scope
+        finally:
+            current_scope.reset(token)
+            if process_wide:
+                process_scope.current = None
+
+    def budget(self) -> float:
+        return self._engine.policy.budget(self.remaining())
+
+    def _closing(self) -> bool:
+        """Mark the invocation finished; False when it was already (a flush runs once)."""
+        if self._finished:
+            return False
+        self._finished = True
+        unwatch(self._guard)
+        return True
+
+    def finish(self) -> FlushResult | None:
+        """Disarm the watch and flush within the budget, in this thread; never raises."""
+        if not self._closing():
+            return None
+        with self.entered():
+            return flush_quietly(self._engine.tracker, self.budget())
+
+    async def afinish(self) -> FlushResult | None:
+        """:meth:`finish` for coroutines: the flush runs in a thread of the SDK's own, so
+        the event loop keeps serving other requests or invocations meanwhile."""
+        if not self._closing():
+            return None
+        return await flush_off_loop(self._engine.tracker, self.budget(), self.scope)
 
 
-def resolve_flush_policy(
-    flush_timeout: float | None,
-    reserve: float | None,
-    environ: Mapping[str, str] | None = None,
-) -> FlushPolicy:
-    """Arguments (seconds) beat the environment (milliseconds), which beats the defaults."""
-    environ = os.environ if environ is None else environ
-    return FlushPolicy(
-        # A zero flush timeout would never send anything; a zero reserve is a choice.
-        flush_timeout=_seconds(
-            "flush_timeout",
-            flush_timeout,
-            environ,
-            ENV_FLUSH_TIMEOUT,
-            DEFAULT_FLUSH_TIMEOUT_S,
-            allow_zero=False,
-        ),
-        reserve=_seconds(
-            "reserve", reserve, environ, ENV_FLUSH_RESERVE, DEFAULT_FLUSH_RESERVE_S, allow_zero=True
-        ),
-    )
+class InvocationEngine:
+    """What one wrapped handler shares across its invocations."""
 
+    __slots__ = ("idempotency", "policy", "process_wide", "tracker")
 
-def _seconds(
-    argument: str,
-    value: float | None,
-    environ: Mapping[str, str],
-    variable: str,
-    default: float,
-    *,
-    allow_zero: bool,
-) -> float:
-    bound = ">= 0" if allow_zero else "> 0"
+    def __init__(
+        self,
+        tracker: DoowTracker,
+        policy: FlushPolicy,
+        idempotency: Idempotency,
+        *,
+        process_wide: bool = False,
+    ) -> None:
+        self.tracker = tracker
+        self.policy = policy
+        self.idempotency = idempotency
+        # The platform runs one invocation per process at a time (Lambda): the scope then
+        # also reaches threads the handler starts, which do not inherit ContextVars.
+        self.process_wide = process_wide
 
-    def minimum_ok(number: float) -> bool:
-        return number >= 0 if allow_zero else number > 0
-
-    if value is not None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not minimum_ok(value):
-            raise DoowConfigError(f"{argument} must be a number of seconds {bound}, got {value!r}")
-        if not math.isfinite(value):
-            raise DoowConfigError(f"{argument} must be finite, got {value!r}")
-        return float(value)
-    text = environ.get(variable, "").strip()
-    if not text:
-        return default
-    try:
-        millis = float(text)
-    except ValueError:
-        millis = -1.0
-    if not (math.isfinite(millis) and minimum_ok(millis)):
-        logger.warning(
-            "doow-serverless: %s must be a number of milliseconds %s, got %r; using %s ms",
-            variable,
-            bound,
-            text[:40],
-            int(default * 1000),
+    def begin(self, invocation_id: str | None, remaining: float | None) -> Invocation:
+        """An invocation with ``remaining`` seconds to its hard deadline (None: unknown)."""
+        deadline = None if remaining is None else time.monotonic() + remaining
+        return Invocation(
+            self, InvocationScope(scope_id(invocation_id, self.idempotency), deadline)
         )
-        return default
-    return millis / 1000.0
+
+    def run(
+        self,
+        call: Callable[[], R],
+        *,
+        invocation_id: str | None,
+        remaining: Callable[[], float | None],
+    ) -> R:
+        """Run ``call`` as one invocation, then flush before its deadline."""
+        invocation = self.begin(invocation_id, remaining_quietly(remaining))
+        try:
+            with invocation.entered():
+                return call()
+        finally:
+            invocation.finish()
+
+    async def arun(
+        self,
+        call: Callable[[], Awaitable[R]],
+        *,
+        invocation_id: str | None,
+        remaining: Callable[[], float | None],
+    ) -> R:
+        """:meth:`run` for coroutines; the flush runs off the event loop."""
+        invocation = self.begin(invocation_id, remaining_quietly(remaining))
+        try:
+            with invocation.entered():
+                return await call()
+        finally:
+            await invocation.afinish()
 
 
-_default_tracker: DoowTracker | None = None
-_default_lock = threading.Lock()
-
-
-def default_tracker() -> DoowTracker:
-    """The tracker bare decorators (``@with_lambda``) flush: built on first use, then shared.
-
-    It reads its settings from the ``DOOW_TRACK_*`` environment, like ``DoowTracker()``.
-    """
-    global _default_tracker  # noqa: PLW0603 - one per process, by design
-    with _default_lock:
-        if _default_tracker is None:
-            _default_tracker = DoowTracker()
-        return _default_tracker
-
-
-# inspect.CO_COROUTINE. Importing inspect costs ~8 ms of cold start, for this one flag.
-_CO_COROUTINE = 0x80
-
-
-def is_coroutine_function(target: object) -> bool:
-    """An ``async def`` function, a partial or method of one, or an object whose
-    ``__call__`` is one (how the Vercel runtime tells ASGI from WSGI, too)."""
-    for candidate in (target, getattr(type(target), "__call__", None)):  # noqa: B004
-        function = candidate
-        while isinstance(function, functools.partial):
-            function = function.func
-        function = getattr(function, "__func__", function)
-        if getattr(function, "_is_coroutine_marker", None) is not None:  # markcoroutinefunction
-            return True
-        code = getattr(function, "__code__", None)
-        if code is not None and code.co_flags & _CO_COROUTINE:
-            return True
-    return False
-
-
-def scope_id(invocation_id: str | None, idempotency: Idempotency) -> str:
-    """The prefix of derived event ids: the invocation's id, or a fresh one per attempt."""
-    if idempotency == "invocation" and invocation_id:
-        return invocation_id
-    return "attempt:" + new_random_id()
-
-
-def check_idempotency(value: str) -> Idempotency:
-    if value not in ("invocation", "attempt"):
-        raise DoowConfigError(f"idempotency must be 'invocation' or 'attempt', got {value!r}")
-    return value  # type: ignore[return-value]
+def remaining_quietly(remaining: Callable[[], float | None]) -> float | None:
+    try:
+        return remaining()
+    except Exception:
+        logger.exception("doow-serverless: could not read the invocation's remaining time")
+        return None
 
 
 def flush_quietly(tracker: DoowTracker, budget: float) -> FlushResult | None:
@@ -175,65 +174,11 @@ def flush_quietly(tracker: DoowTracker, budget: float) -> FlushResult | None:
         return None
 
 
-def call_with_flush(
-    tracker: DoowTracker,
-    call: Callable[[], R],
-    *,
-    invocation_id: str | None,
-    idempotency: Idempotency,
-    remaining: Callable[[], float | None],
-    policy: FlushPolicy,
-    process_wide: bool = False,
-) -> R:
-    """Run ``call`` in the invocation's id scope, then flush before the deadline.
-
-    ``process_wide`` is for platforms that run one invocation per process at a time: the
-    scope then also reaches threads the handler starts.
-
-    ``remaining`` is asked after the call, so the budget is what is really left.
-    """
-    with invocation_scope(scope_id(invocation_id, idempotency), process_wide=process_wide):
-        guard = watch(tracker, _remaining_quietly(remaining), policy.reserve)
-        try:
-            return call()
-        finally:
-            unwatch(guard)
-            flush_quietly(tracker, policy.budget(_remaining_quietly(remaining)))
-
-
-def _remaining_quietly(remaining: Callable[[], float | None]) -> float | None:
-    try:
-        return remaining()
-    except Exception:
-        logger.exception("doow-serverless: could not read the invocation's remaining time")
-        return None
-
-
-async def acall_with_flush(
-    tracker: DoowTracker,
-    call: Callable[[], Awaitable[R]],
-    *,
-    invocation_id: str | None,
-    idempotency: Idempotency,
-    remaining: Callable[[], float | None],
-    policy: FlushPolicy,
-) -> R:
-    """:func:`call_with_flush` for coroutines: the flush runs off the event loop.
-
-    The flush blocks a worker thread, never the loop, so other requests or invocations on
-    the same loop keep being served while this one's events are sent.
-    """
-    with invocation_scope(scope_id(invocation_id, idempotency)):
-        guard = watch(tracker, _remaining_quietly(remaining), policy.reserve)
-        try:
-            return await call()
-        finally:
-            unwatch(guard)
-            await flush_off_loop(tracker, policy.budget(_remaining_quietly(remaining)))
-
-
-async def flush_off_loop(tracker: DoowTracker, budget: float) -> FlushResult | None:
-    """Flush within ``budget`` in a worker thread, never blocking the loop; never raises.
+async def flush_off_loop(
+    tracker: DoowTracker, budget: float, scope: InvocationScope | None = None
+) -> FlushResult | None:
+    """Flush within ``budget`` (in ``scope``) in a worker thread, never blocking the loop;
+    never raises.
 
     The threads are the SDK's own, not the loop's default executor: the application's
     ``to_thread`` work cannot hold a flush back. The budget counts from this call (time
@@ -245,7 +190,7 @@ async def flush_off_loop(tracker: DoowTracker, budget: float) -> FlushResult | N
     deadline = time.monotonic() + budget
     try:
         future = asyncio.get_running_loop().run_in_executor(
-            _flush_executor(), _flush_before, tracker, deadline
+            _flush_executor(), _flush_before, tracker, deadline, scope
         )
         done, _ = await asyncio.wait({future}, timeout=budget + _WAIT_MARGIN_S)
         if not done:
@@ -274,5 +219,47 @@ def _flush_executor() -> Executor:
         return _executor
 
 
-def _flush_before(tracker: DoowTracker, deadline: float) -> FlushResult | None:
-    return flush_quietly(tracker, max(0.0, deadline - time.monotonic()))
+def _flush_before(
+    tracker: DoowTracker, deadline: float, scope: InvocationScope | None
+) -> FlushResult | None:
+    token = current_scope.set(scope)
+    try:
+        return flush_quietly(tracker, max(0.0, deadline - time.monotonic()))
+    finally:
+        current_scope.reset(token)
+
+
+# inspect.CO_COROUTINE. Importing inspect costs ~8 ms of cold start, for this one flag.
+_CO_COROUTINE = 0x80
+
+
+def is_coroutine_function(target: object) -> bool:
+    """An ``async def`` function, a partial or method of one, or an object whose
+    ``__call__`` is one (how the Vercel runtime tells ASGI from WSGI, too)."""
+    for candidate in (target, getattr(type(target), "__call__", None)):  # noqa: B004
+        function = candidate
+        while isinstance(function, functools.partial):
+            function = function.func
+        function = getattr(function, "__func__", function)
+        if getattr(function, "_is_coroutine_marker", None) is not None:  # markcoroutinefunction
+            return True
+        code = getattr(function, "__code__", None)
+        if code is not None and code.co_flags & _CO_COROUTINE:
+            return True
+    return False
+
+
+_default_tracker: DoowTracker | None = None
+_default_lock = threading.Lock()
+
+
+def default_tracker() -> DoowTracker:
+    """The tracker bare decorators (``@with_lambda``) flush: built on first use, then shared.
+
+    It reads its settings from the ``DOOW_TRACK_*`` environment, like ``DoowTracker()``.
+    """
+    global _default_tracker  # noqa: PLW0603 - one per process, by design
+    with _default_lock:
+        if _default_tracker is None:
+            _default_tracker = DoowTracker()
+        return _default_tracker

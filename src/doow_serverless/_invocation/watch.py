@@ -83,7 +83,7 @@ class DeadlineWatch:
                     self._changed.wait(wait)
                     continue
             for tracker in trackers.values():
-                tracker._persist_queued("the invocation was still running near its deadline")
+                tracker.persist("the invocation was still running near its deadline")
 
     def forget_after_fork(self) -> None:
         """In a forked child the thread does not exist; the parent's invocations are not ours."""

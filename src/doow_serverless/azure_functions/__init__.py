@@ -40,15 +40,9 @@ from typing import Any, NamedTuple, ParamSpec, Protocol, TypeVar, overload
 from .._client.tracker import DoowTracker
 from .._core.constants import LOGGER_NAME
 from .._core.errors import DoowConfigError
-from .._invocation.engine import (
-    FlushPolicy,
-    Idempotency,
-    acall_with_flush,
-    call_with_flush,
-    check_idempotency,
-    default_tracker,
-    resolve_flush_policy,
-)
+from .._core.scope import Idempotency
+from .._invocation.engine import InvocationEngine, default_tracker
+from .._invocation.policy import check_idempotency, resolve_flush_policy
 
 __all__ = [
     "AzureFunctionDecorator",
@@ -166,7 +160,7 @@ def _decorator(
         # first invocation.
         chosen.prepare()
         timeout = resolve_function_timeout(source_file=_source_file(function))
-        return _wrap(function, chosen, policy, mode, timeout.seconds)
+        return _wrap(function, InvocationEngine(chosen, policy, mode), timeout.seconds)
 
     return decorate
 
@@ -186,9 +180,7 @@ class _Invocation(NamedTuple):
     """What a wrapper needs at each call; built once, when the function is decorated."""
 
     function: Callable[..., Any]
-    tracker: DoowTracker
-    policy: FlushPolicy
-    mode: Idempotency
+    engine: InvocationEngine
     timeout: float | None  # the function timeout in seconds; None: unbounded
     asks_context: bool  # the function does not take ``context``: the wrapper asks for it
     context_index: int | None  # where a declared ``context`` sits among positional arguments
@@ -216,35 +208,25 @@ class _Invocation(NamedTuple):
 def _run(call: _Invocation, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     started = _monotonic()
     context = call.split(args, kwargs)
-    return call_with_flush(
-        call.tracker,
+    return call.engine.run(
         functools.partial(call.function, *args, **kwargs),
         invocation_id=_invocation_id(context),
-        idempotency=call.mode,
         remaining=functools.partial(call.remaining, started, args, kwargs),
-        policy=call.policy,
     )
 
 
 async def _arun(call: _Invocation, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     started = _monotonic()
     context = call.split(args, kwargs)
-    return await acall_with_flush(
-        call.tracker,
+    return await call.engine.arun(
         functools.partial(call.function, *args, **kwargs),
         invocation_id=_invocation_id(context),
-        idempotency=call.mode,
         remaining=functools.partial(call.remaining, started, args, kwargs),
-        policy=call.policy,
     )
 
 
 def _wrap(
-    function: Callable[P, R],
-    tracker: DoowTracker,
-    policy: FlushPolicy,
-    mode: Idempotency,
-    timeout: float | None,
+    function: Callable[P, R], engine: InvocationEngine, timeout: float | None
 ) -> Callable[P, R]:
     # The worker has imported inspect long before it indexes the app: this costs nothing
     # there, and keeps ``import doow_serverless.azure_functions`` cheap everywhere else.
@@ -268,7 +250,7 @@ def _wrap(
             at -= 1
         parameters.insert(at, extra)
         signature = signature.replace(parameters=parameters)
-    call = _Invocation(function, tracker, policy, mode, timeout, asks_context, context_index)
+    call = _Invocation(function, engine, timeout, asks_context, context_index)
 
     wrapper: Callable[..., Any]
     if inspect.iscoroutinefunction(function):

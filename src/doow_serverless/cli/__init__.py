@@ -208,7 +208,7 @@ def run_send(args: argparse.Namespace, stdin: IO[str] | None = None) -> int:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from .._client.replay import ReplayError, preview, replay, replay_tracker  # noqa: PLC0415
+    from .._client.replay import ReplayError, preview, replay, replay_config  # noqa: PLC0415
 
     if not args.spool and not args.log:
         print("doow-serverless replay: give a --spool DIR or a --log FILE", file=sys.stderr)
@@ -222,8 +222,8 @@ def run_replay(args: argparse.Namespace) -> int:
             if args.dry_run:
                 summary = preview(spools=args.spool, logs=logs)
             else:
-                tracker = replay_tracker(**_send_settings(args))
-                summary = replay(tracker, spools=args.spool, logs=logs, timeout=args.timeout)
+                config = replay_config(_send_settings(args))
+                summary = replay(config, spools=args.spool, logs=logs, timeout=args.timeout)
         except (DoowError, OSError, ValueError, ReplayError) as exc:
             print(f"doow-serverless replay: {exc}", file=sys.stderr)
             return 2
@@ -233,7 +233,7 @@ def run_replay(args: argparse.Namespace) -> int:
     print(
         f"{summary.found} events found, {summary.unique} distinct: {summary.delivered} "
         f"delivered, {summary.rejected} rejected by the server, {summary.unsent} {verb}; "
-        f"{summary.invalid} unreadable",
+        f"{summary.invalid} unreadable; {summary.answered} in lines answered for already",
         file=sys.stderr,
     )
     if args.dry_run:

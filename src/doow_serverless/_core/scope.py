@@ -14,13 +14,22 @@ import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Literal
+
+# How a platform wrapper derives event ids: from the invocation's id (a retry with the same
+# id is counted once), or fresh for every attempt.
+Idempotency = Literal["invocation", "attempt"]
 
 
 class InvocationScope:
-    __slots__ = ("_sequence", "invocation_id")
+    """One invocation: its id, and its hard deadline (``time.monotonic()``; None: unknown),
+    the moment the platform may kill the process, which no flush work may run past."""
 
-    def __init__(self, invocation_id: str) -> None:
+    __slots__ = ("_sequence", "deadline", "invocation_id")
+
+    def __init__(self, invocation_id: str, deadline: float | None = None) -> None:
         self.invocation_id = invocation_id
+        self.deadline = deadline
         self._sequence = itertools.count()
 
     def next_seed(self) -> str:
@@ -47,11 +56,16 @@ class _ProcessScope:
 process_scope = _ProcessScope()
 
 
+def current_invocation() -> InvocationScope | None:
+    """The invocation this thread or task works for, if a platform wrapper said so."""
+    return current_scope.get() or process_scope.current
+
+
 @contextmanager
 def invocation_scope(
-    invocation_id: str, *, process_wide: bool = False
+    invocation_id: str, *, process_wide: bool = False, deadline: float | None = None
 ) -> Iterator[InvocationScope]:
-    scope = InvocationScope(invocation_id)
+    scope = InvocationScope(invocation_id, deadline)
     token = current_scope.set(scope)
     if process_wide:
         process_scope.current = scope
