@@ -9,10 +9,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test demo lint format types pytest sam-check bench venv clean
 
-$(STAMP): pyproject.toml dev/pyproject.toml
+# Every virtualenv installs from a lock file (requirements/*.txt, written by `make lock`),
+# so a fresh clone checks with exactly the tools and packages it checks with today.
+PIP_INSTALL = python -m pip install -q --disable-pip-version-check
+
+$(STAMP): pyproject.toml dev/pyproject.toml requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]' -e ./dev
+	$(BIN)/$(PIP_INSTALL) --upgrade pip
+	$(BIN)/$(PIP_INSTALL) -r requirements/dev.txt -e . -e ./dev
 	touch $@
 
 venv: $(STAMP)
@@ -25,9 +29,9 @@ SAM_STAMP := $(SAM_VENV)/.installed
 PYTHON312 ?= $(firstword $(wildcard /root/.pyenv/versions/3.12*/bin/python3.12) $(shell command -v python3.12))
 export SAM_CLI_TELEMETRY := 0
 
-$(SAM_STAMP):
+$(SAM_STAMP): requirements/sam.txt
 	$(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python -m pip install -q --disable-pip-version-check 'aws-sam-cli==1.170.0' 'cfn-lint==1.58.0'
+	$(SAM_VENV)/bin/$(PIP_INSTALL) -r requirements/sam.txt
 	touch $@
 
 lint: $(STAMP)
@@ -64,11 +68,10 @@ VERCEL_VENV := .venv-vercel
 VERCEL_STAMP := $(VERCEL_VENV)/.installed
 export DOOW_VERCEL_PYTHON ?= $(CURDIR)/$(VERCEL_VENV)/bin/python
 
-$(VERCEL_STAMP): pyproject.toml
+$(VERCEL_STAMP): pyproject.toml requirements/vercel.txt
 	@test -n "$(PYTHON312)" || { echo "the Vercel venv needs python3.12 (set PYTHON312=...)"; exit 1; }
 	$(PYTHON312) -m venv $(VERCEL_VENV)
-	$(VERCEL_VENV)/bin/python -m pip install -q --disable-pip-version-check \
-		-e '.[vercel]' 'vercel-runtime==0.24.1' 'flask==3.1.3' 'fastapi==0.165.0'
+	$(VERCEL_VENV)/bin/$(PIP_INSTALL) -r requirements/vercel.txt -e .
 	touch $@
 
 .PHONY: vercel-venv
@@ -86,11 +89,10 @@ AZURE_VENV := .venv-azure
 AZURE_STAMP := $(AZURE_VENV)/.installed
 export DOOW_AZURE_PYTHON ?= $(CURDIR)/$(AZURE_VENV)/bin/python
 
-$(AZURE_STAMP): pyproject.toml
+$(AZURE_STAMP): pyproject.toml dev/pyproject.toml requirements/azure.txt
 	@test -n "$(PYTHON313)" || { echo "the Azure venv needs python3.13 (set PYTHON313=...)"; exit 1; }
 	$(PYTHON313) -m venv $(AZURE_VENV)
-	$(AZURE_VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[azure]' -e ./dev \
-		'azure-functions==2.3.0' 'azure-functions-runtime==1.3.0' 'azure-functions-runtime-v1==1.2.0'
+	$(AZURE_VENV)/bin/$(PIP_INSTALL) -r requirements/azure.txt -e . -e ./dev
 	touch $@
 
 .PHONY: azure-venv
@@ -106,10 +108,10 @@ PYTHON310 ?= $(firstword $(wildcard /root/.pyenv/versions/3.10*/bin/python3.10) 
 PY310_VENV := .venv-py310
 PY310_STAMP := $(PY310_VENV)/.installed
 
-$(PY310_STAMP): pyproject.toml
+$(PY310_STAMP): pyproject.toml dev/pyproject.toml requirements/py310.txt
 	@test -n "$(PYTHON310)" || { echo "compat-3.10 needs python3.10 (set PYTHON310=...)"; exit 1; }
 	$(PYTHON310) -m venv $(PY310_VENV)
-	$(PY310_VENV)/bin/python -m pip install -q --disable-pip-version-check -e . 'pytest>=8' 'pytest-timeout>=2.3' 'hypothesis>=6.100'
+	$(PY310_VENV)/bin/$(PIP_INSTALL) -r requirements/py310.txt -e . -e ./dev
 	touch $@
 
 .PHONY: compat-3.10
@@ -122,7 +124,7 @@ demo: $(STAMP)
 	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[bench]'
+	$(BIN)/$(PIP_INSTALL) -r requirements/bench.txt
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # The fault campaigns at full size, rewriting docs/reliability*.md (`make test` runs them
@@ -132,6 +134,16 @@ reliability: $(STAMP) $(VERCEL_STAMP) $(AZURE_STAMP)
 	$(BIN)/python -m scripts.campaign.lambda_campaign --invocations 1000 --seed 1 --report docs/reliability.md
 	$(BIN)/python -m scripts.campaign.vercel_campaign --requests 300 --seed 1 --report docs/reliability-vercel.md
 	$(BIN)/python -m scripts.campaign.azure_campaign --invocations 300 --seed 1 --report docs/reliability-azure.md
+
+# Re-pin every virtualenv's packages (requirements/*.in -> *.txt); review the diff.
+.PHONY: lock
+lock:
+	scripts/lock.sh dev $(PYTHON) . ./dev
+	scripts/lock.sh sam $(PYTHON)
+	scripts/lock.sh vercel $(PYTHON312) .
+	scripts/lock.sh azure $(PYTHON313) . ./dev
+	scripts/lock.sh py310 $(PYTHON310) . ./dev
+	scripts/lock.sh bench $(PYTHON)
 
 clean:
 	rm -rf $(VENV) .venv-* .mypy_cache .ruff_cache .pytest_cache .demo .bench .sam .aws-sam

@@ -27,6 +27,7 @@ from doow_serverless import DoowConfigError, DoowTracker, with_azure_function
 from doow_serverless import azure_functions as integration
 from doow_serverless._core.wire import event_id_from_seed
 from doow_serverless._invocation import engine as _invocation
+from doow_serverless.azure_functions import _timeout as timeout_discovery
 from doow_serverless.azure_functions import default_tracker, resolve_function_timeout
 from doow_serverless_dev.collector import Collector
 
@@ -35,9 +36,9 @@ from .conftest import AZURE_ENVIRON, LICENSE, TEST_KEY
 
 @pytest.fixture(autouse=True)
 def _forget_host_json() -> Iterator[None]:
-    integration._reset_host_json_cache()
+    timeout_discovery._reset_host_json_cache()
     yield
-    integration._reset_host_json_cache()
+    timeout_discovery._reset_host_json_cache()
 
 
 @pytest.fixture

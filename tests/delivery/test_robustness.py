@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from doow_serverless import DoowConfigError, DoowError, DoowTracker
-from doow_serverless._delivery.transport import Answer, HttpxTransport
+from doow_serverless._delivery.transport import Answer, HttpTransport
 from doow_serverless._invocation.engine import InvocationEngine, flush_off_loop
 from doow_serverless._invocation.policy import FlushPolicy
 from doow_serverless_dev.collector import Collector
@@ -22,7 +22,7 @@ from .conftest import KEY, MakeTracker, Reported, track_many
 from .test_deadlines import TOLERANCE_S
 
 
-class FailsOnce(HttpxTransport):
+class FailsOnce(HttpTransport):
     """The real transport, but its first request fails with an error nobody foresaw."""
 
     def __init__(self) -> None:

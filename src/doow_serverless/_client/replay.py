@@ -25,7 +25,7 @@ from .._core.deadline import Deadline
 from .._core.errors import DoowError
 from .._core.wire import encode_batch, read_event
 from .._delivery.outbox import Outbox, pack_documents
-from .._delivery.transport import HttpxTransport, Transport
+from .._delivery.transport import HttpTransport, Transport
 from .._durability.lines import read_log
 from .._durability.spool import Spool, SpoolUnavailable, owner_is_alive, parse_batch_body
 from .sender import Sender
@@ -141,7 +141,7 @@ def replay(
 
     sender = Sender(
         config,
-        transport if transport is not None else HttpxTransport(),
+        transport if transport is not None else HttpTransport(),
         outbox,
         report=report,
         serverless=False,

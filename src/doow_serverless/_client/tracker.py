@@ -38,7 +38,7 @@ from .._core.platform import detect_platform
 from .._core.scope import Idempotency, current_invocation, current_scope, process_scope
 from .._core.wire import JSON_UTF8, canonical_uuid
 from .._delivery.outbox import CLOSED, FULL, Outbox
-from .._delivery.transport import HttpxTransport, Transport
+from .._delivery.transport import HttpTransport, Transport
 from .sender import FlushResult, Sender
 
 
@@ -171,7 +171,9 @@ class DoowTracker:
         if on_error is not None and not callable(on_error):
             raise DoowConfigError(f"on_error must be callable, got {type(on_error).__name__}")
         self._on_error = on_error
-        self._transport: Transport = transport if transport is not None else HttpxTransport()
+        self._transport: Transport = (
+            transport if transport is not None else HttpTransport(environ=environ)
+        )
         self._outbox = Outbox(self._config.max_queue_size)
         self._enabled = self._config.enabled
         self._strict = self._config.strict
@@ -384,17 +386,18 @@ class DoowTracker:
         return result
 
     def prepare(self) -> None:
-        """Build the HTTP client now rather than at the first flush.
+        """Build the HTTP connection pool now rather than at the first flush, and adopt
+        what dead processes left in the spool.
 
         Platform wrappers call this while the function initialises, so the first
-        invocation does not pay for importing httpx and creating the client.
+        invocation does not pay for importing the HTTP library and loading certificates.
         """
         if self._enabled:
             self._sender.open()
         prepare = getattr(self._transport, "prepare", None)
         if self._enabled and not self._config.send_blocker and prepare is not None:
             try:
-                prepare()
+                prepare(self._config.ingest_url)
             except Exception:
                 logger.exception("doow-serverless: could not prepare the HTTP client")
 

@@ -1,29 +1,37 @@
-"""The network edge: one POST that ends by its deadline. The only module that imports httpx.
+"""The network edge: one POST that ends by its deadline. The only module that imports httpcore.
 
-httpx is imported on first use, not when ``doow_serverless`` is imported: it costs about
-77 ms of cold start on this machine, which a function that never flushes should not pay.
+httpcore (the connection layer under httpx) is imported on first use, not when
+``doow_serverless`` is imported: a function that never flushes should not pay for it.
 Its exceptions are translated here into :class:`NetworkError`, so nothing above this
-module knows which HTTP library is used.
+module knows which HTTP library is used. Only its public interface is used: a
+``ConnectionPool`` built with our own network backend, and per-request timeouts.
 
-httpx applies a timeout to each network operation (connect, each read, each write), so
-a server that trickles bytes could stretch one request far past its budget. Every socket
+A timeout applies to each network operation (connect, each read, each write), so a
+server that trickles bytes could stretch one request far past its budget. Every socket
 operation is therefore given ``min(its own timeout, time left before the request's
 deadline)`` by a thin wrapper around httpcore's network backend. Name resolution is the
 one step no timeout reaches (the C library's resolver blocks).
+
+Proxies are taken from ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` (and their lower
+case spellings) unless ``NO_PROXY`` names the host; CA certificates from ``SSL_CERT_FILE``
+/ ``SSL_CERT_DIR`` when set, else certifi's bundle.
 """
 
 from __future__ import annotations
 
-import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from urllib.parse import urlsplit
 
 from .._core.constants import MAX_RESPONSE_BYTES
 
 if TYPE_CHECKING:
-    import httpx
+    import ssl
+
+    import httpcore
 
 DEFAULT_KEEPALIVE_EXPIRY_S = 30.0
 DEFAULT_MAX_CONNECTIONS = 8
@@ -50,8 +58,8 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-class HttpxTransport:
-    """One keep-alive ``httpx.Client``, built on first use and reused while the process lives.
+class HttpTransport:
+    """One keep-alive connection pool, built on first use and reused while the process lives.
 
     On Lambda that is across warm invocations: the TCP (and TLS) connection made by the
     first invocation serves the next ones. An idle connection older than
@@ -63,102 +71,149 @@ class HttpxTransport:
         *,
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY_S,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self._keepalive_expiry = keepalive_expiry
         self._max_connections = max_connections
-        self._client: httpx.Client | None = None
+        self._environ = os.environ if environ is None else environ
+        self._pools: dict[str | None, httpcore.ConnectionPool] = {}  # by proxy URL
+        self._ssl_context: ssl.SSLContext | None = None
         self._lock = threading.Lock()
         self._closed = False
 
     def forget_after_fork(self) -> None:
-        """In a forked child: the client's sockets are the parent's; build a new one later."""
-        self._client = None
+        """In a forked child: the pools' sockets are the parent's; build new ones later."""
+        self._pools = {}
         self._lock = threading.Lock()
 
-    def prepare(self) -> None:
-        """Import httpx and build the client now (for example during a function's init phase)."""
-        self._get_client()
+    def prepare(self, url: str | None = None) -> None:
+        """Import httpcore and build the pool now (for example during a function's init)."""
+        self._pool(url)
 
-    def _get_client(self) -> httpx.Client:
-        client = self._client
-        if client is not None:
-            return client
+    def _pool(self, url: str | None) -> httpcore.ConnectionPool:
+        proxy = None if url is None else proxy_for(url, self._environ)
+        pool = self._pools.get(proxy)
+        if pool is not None:
+            return pool
         with self._lock:
             if self._closed:
                 raise NetworkError("the transport is closed")
-            if self._client is None:
-                import httpx  # noqa: PLC0415 - deferred: see the module docstring
+            pool = self._pools.get(proxy)
+            if pool is None:
+                import httpcore  # noqa: PLC0415 - deferred: see the module docstring
 
-                client = httpx.Client(
-                    follow_redirects=False,
-                    limits=httpx.Limits(
-                        max_connections=self._max_connections,
-                        max_keepalive_connections=self._max_connections,
-                        keepalive_expiry=self._keepalive_expiry,
-                    ),
+                if self._ssl_context is None:
+                    self._ssl_context = _ssl_context(self._environ)
+                pool = httpcore.ConnectionPool(
+                    ssl_context=self._ssl_context,
+                    proxy=None if proxy is None else httpcore.Proxy(proxy),
+                    max_connections=self._max_connections,
+                    max_keepalive_connections=self._max_connections,
+                    keepalive_expiry=self._keepalive_expiry,
+                    network_backend=_deadline_backend(),
                 )
-                _clip_to_deadlines(client)
-                _quiet_own_requests()
-                self._client = client
-            return self._client
+                self._pools[proxy] = pool
+            return pool
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Answer:
         started = time.monotonic()
-        _deadline.at = started + timeout  # building the client, the first time, counts too
+        _deadline.at = started + timeout  # building the pool, the first time, counts too
         try:
-            client = self._get_client()
-            return self._post(
-                client, url, body=body, headers=headers, timeout=timeout, started=started
-            )
+            return self._post(self._pool(url), url, body, headers, timeout=timeout, started=started)
         finally:
             _deadline.at = None
 
     def _post(
         self,
-        client: httpx.Client,
+        pool: httpcore.ConnectionPool,
         url: str,
-        *,
         body: bytes,
         headers: Mapping[str, str],
+        *,
         timeout: float,
         started: float,
     ) -> Answer:
-        import httpx  # noqa: PLC0415 - already imported by _get_client; a dict lookup
+        import httpcore  # noqa: PLC0415 - already imported by _pool; a dict lookup
 
+        # httpcore adds Host and Content-Length itself.
+        timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
         try:
-            with client.stream(
-                "POST", url, content=body, headers=dict(headers), timeout=httpx.Timeout(timeout)
+            with pool.stream(
+                "POST",
+                url,
+                headers=list(headers.items()),
+                content=body,
+                extensions={"timeout": timeouts},
             ) as response:
                 chunks: list[bytes] = []
                 size = 0
                 complete = True
-                for chunk in response.iter_bytes():
+                for chunk in response.iter_stream():
                     chunks.append(chunk)
                     size += len(chunk)
                     if size > MAX_RESPONSE_BYTES or time.monotonic() - started > timeout:
                         complete = False
                         break
                 return Answer(
-                    status=response.status_code,
-                    headers={name.lower(): value for name, value in response.headers.items()},
+                    status=response.status,
+                    headers={
+                        name.decode("latin-1").lower(): value.decode("latin-1")
+                        for name, value in response.headers
+                    },
                     body=b"".join(chunks)[:MAX_RESPONSE_BYTES],
                     complete=complete,
                 )
-        except httpx.TimeoutException as exc:
+        except httpcore.TimeoutException as exc:
             raise NetworkError(_describe(exc), timed_out=True) from None
-        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+        except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.ProxyError) as exc:
+            raise NetworkError(_describe(exc)) from None
+        except (httpcore.UnsupportedProtocol, OSError) as exc:
             raise NetworkError(_describe(exc)) from None
         except Exception as exc:
-            # Not a network failure httpx knows (a closed client, an encoding problem):
+            # Not a network failure httpcore knows (a closed pool, an encoding problem):
             # its text may quote request headers, so only its type is passed on.
             raise NetworkError(f"{type(exc).__name__} while sending") from None
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
+
+
+def proxy_for(url: str, environ: Mapping[str, str]) -> str | None:
+    """The proxy a request to ``url`` goes through, from the environment, or None."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if _bypassed(host, _env(environ, "NO_PROXY")):
+        return None
+    return _env(environ, f"{parts.scheme.upper()}_PROXY") or _env(environ, "ALL_PROXY") or None
+
+
+def _env(environ: Mapping[str, str], name: str) -> str:
+    return (environ.get(name) or environ.get(name.lower()) or "").strip()
+
+
+def _bypassed(host: str, no_proxy: str) -> bool:
+    for entry in no_proxy.split(","):
+        name = entry.strip().lower().lstrip(".")
+        if name == "*" or (name and (host == name or host.endswith("." + name))):
+            return True
+    return False
+
+
+def _ssl_context(environ: Mapping[str, str]) -> ssl.SSLContext:
+    """One context for the life of the process (loading the CA bundle costs milliseconds)."""
+    import ssl  # noqa: PLC0415 - with httpcore
+
+    cafile = environ.get("SSL_CERT_FILE") or None
+    capath = environ.get("SSL_CERT_DIR") or None
+    if cafile is None and capath is None:
+        import certifi  # noqa: PLC0415 - httpcore's own dependency
+
+        cafile = certifi.where()
+    return ssl.create_default_context(cafile=cafile, capath=capath)
 
 
 def _describe(exc: BaseException) -> str:
@@ -183,9 +238,9 @@ def _clipped(timeout: float | None) -> float | None:
     return left if timeout is None else min(timeout, left)
 
 
-def _clip_to_deadlines(client: httpx.Client) -> None:
-    """Wrap the network backend of each of the client's connection pools."""
-    import httpcore  # noqa: PLC0415 - with httpx
+def _deadline_backend() -> httpcore.NetworkBackend:
+    """httpcore's synchronous backend, each socket operation clipped to the deadline."""
+    import httpcore  # noqa: PLC0415 - with the pool
 
     class DeadlineStream(httpcore.NetworkStream):
         def __init__(self, inner: httpcore.NetworkStream) -> None:
@@ -238,33 +293,4 @@ def _clip_to_deadlines(client: httpx.Client) -> None:
         def sleep(self, seconds: float) -> None:
             self._inner.sleep(seconds)
 
-    # httpx builds its httpcore pools itself; the backend is swapped in after the fact
-    # (httpx's transports have no public hook for it). tests/delivery checks it works.
-    transports = [client._transport, *client._mounts.values()]
-    for transport in transports:
-        pool = getattr(transport, "_pool", None)
-        backend = getattr(pool, "_network_backend", None)
-        if isinstance(backend, httpcore.NetworkBackend):
-            pool._network_backend = DeadlineBackend(backend)  # type: ignore[union-attr]
-
-
-class _OwnRequestsFilter(logging.Filter):
-    """Drops httpx's per-request INFO line for this SDK's own requests only.
-
-    Platforms that set the root logger to INFO (Vercel's runtime does) would otherwise get
-    a "HTTP Request: POST .../telemetry/events" line in the user's logs for every flush.
-    A user's own httpx requests are logged as before: the filter looks at whether this
-    thread is inside :meth:`HttpxTransport.post`.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return _deadline.at is None
-
-
-_own_requests_filter = _OwnRequestsFilter()
-
-
-def _quiet_own_requests() -> None:
-    httpx_logger = logging.getLogger("httpx")
-    if _own_requests_filter not in httpx_logger.filters:
-        httpx_logger.addFilter(_own_requests_filter)
+    return DeadlineBackend(httpcore.SyncBackend())
