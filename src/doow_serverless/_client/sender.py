@@ -164,10 +164,7 @@ class Sender:
                 if self._outbox.wait_for_others(sending.remaining()):
                     continue
                 break
-            if not self._carry_over.before_request(batch, sending):
-                self._outbox.release(batch)  # the watch is keeping everything: not now
-                error = DoowDeliveryError("the flush budget ran out")
-                break
+            self._carry_over.before_request(batch, sending)
             batch.sealed = True
             try:
                 outcome: Outcome = send_batch(
@@ -189,7 +186,7 @@ class Sender:
             error = step.error
         if self._serverless and len(self._outbox):
             why = str(error or "the flush budget ran out")
-            self._carry_over.log_waiting(self._outbox, why, refused, keep_until)
+            self._carry_over.log_waiting(self._outbox, why, refused)
         self._carry_over.acknowledge()
         if refused:
             rejected += len(refused)

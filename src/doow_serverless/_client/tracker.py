@@ -82,9 +82,9 @@ BACKGROUND_FLUSH_TIMEOUT_S = 30.0
 # during the invocation, so waiting could not help and track() drops (and counts) at once.
 FULL_QUEUE_WAIT_S = 5.0
 # What a flush leaves, before an invocation's hard deadline, for the runtime to post the
-# response: writing what could not be sent stops there (it is the invocation's reserve,
-# not the budget of sending, that pays for the writing).
-RESPONSE_MARGIN_S = 0.05
+# response: spooling, and waiting for the deadline watch to finish keeping, stop there.
+# (Log lines for events that have none are written whatever the time: the last resort.)
+RESPONSE_MARGIN_S = 0.02
 
 _INF = math.inf
 _USAGE = C.KIND_USAGE

@@ -51,9 +51,11 @@ class CarryOver:
         self._log = config.log_unsent
         self._log_ahead = config.log_unsent and config.log_ahead
         self._lock = threading.Lock()
-        # One thread at a time spools or logs waiting batches (a flush, the deadline watch,
-        # shutdown), so a batch is written once, not once by each.
-        self._persisting = threading.Lock()
+        # One thread at a time writes lines, and one spools (a flush, the deadline watch,
+        # shutdown), so a batch is written once, not once by each. Two locks: a flush
+        # waits for lines as long as it takes (the last resort), for the spool only so long.
+        self._logging = threading.Lock()
+        self._spooling = threading.Lock()
         self._opened = False
         self._spool: Spool | None = None
         if config.spool_dir is not None:
@@ -88,7 +90,7 @@ class CarryOver:
                 sum(len(batch) for batch in batches),
             )
             if log_adopted and self._log:
-                with self._persisting:
+                with self._logging:
                     for batch in batches:
                         self._write_line(batch, ADOPTED)
         return None
@@ -98,40 +100,45 @@ class CarryOver:
     def before_sending(
         self, outbox: Outbox, refused: list[Unencodable], until: Deadline | None
     ) -> None:
-        """Before a flush sends anything: settle the ids of queued events in batches and
-        keep each waiting batch not kept yet (its line first, then the spool), oldest
-        first, until ``until`` (None: all of them, however long it takes)."""
-        if self._spool is None and not self._log_ahead:
-            return  # batches are formed as they are sent
-        if not self._persisting.acquire(timeout=-1 if until is None else until.remaining()):
-            return  # the deadline watch is persisting: it keeps these too
+        """Before a flush sends anything: settle the ids of queued events in batches, write
+        a line for each batch that has none (write-ahead: however long it takes, as it is
+        the last resort; it is this flush's new events, since each flush writes them), then
+        spool each batch not spooled yet, oldest first, until ``until`` (None: all)."""
+        if self._log_ahead:
+            self._write_lines(outbox, refused, WRITE_AHEAD)
+        if self._spool is None:
+            return
+        if not self._spooling.acquire(timeout=-1 if until is None else until.remaining()):
+            return  # the deadline watch is spooling: it spools these too
         try:
-            for batch in self._waiting(outbox, refused, until, self._needs_keeping):
-                self._keep(batch)
+            for batch in self._waiting(outbox, refused, until, _unspooled):
+                self.spool(batch)
         finally:
-            self._persisting.release()
+            self._spooling.release()
 
-    def before_request(self, batch: Batch, until: Deadline) -> bool:
-        """The batch about to be sent is kept first, if it is not yet; False when that
-        could not be done by ``until`` (the deadline watch is keeping everything)."""
-        if self._needs_keeping(batch):
-            if not self._persisting.acquire(timeout=until.remaining()):
-                return False
-            try:
-                self._keep(batch)
-            finally:
-                self._persisting.release()
-        return True
-
-    def _needs_keeping(self, batch: Batch) -> bool:
-        return (self._log_ahead and not batch.logged) or (
-            self._spool is not None and not batch.spool_files
-        )
-
-    def _keep(self, batch: Batch) -> None:
+    def before_request(self, batch: Batch, until: Deadline) -> None:
+        """The batch about to be sent is kept first: its line if it has none (write-ahead),
+        then the spool, unless the deadline watch holds the spool past ``until`` (it writes
+        a line for batches in flight)."""
         if self._log_ahead and not batch.logged:
-            self._write_line(batch, WRITE_AHEAD)
-        self.spool(batch)
+            with self._logging:
+                self._write_line(batch, WRITE_AHEAD)
+        if (
+            self._spool is not None
+            and not batch.spool_files
+            and self._spooling.acquire(timeout=until.remaining())
+        ):
+            try:
+                self.spool(batch)
+            finally:
+                self._spooling.release()
+
+    def _write_lines(self, outbox: Outbox, refused: list[Unencodable], why: str) -> None:
+        """A line for each waiting batch that has none, pending events formed into batches
+        first, however long it takes (after another thread's lines, if it is writing)."""
+        with self._logging:
+            for batch in self._waiting(outbox, refused, None, _unlogged):
+                self._write_line(batch, why)
 
     def spool(self, batch: Batch) -> None:
         """Write a batch as one file, instead of the files its events were in until now."""
@@ -192,21 +199,12 @@ class CarryOver:
         if answered and not write_acks(answered):
             logger.debug("doow-serverless: could not write the acknowledgement line")
 
-    def log_waiting(
-        self, outbox: Outbox, why: str, refused: list[Unencodable], until: Deadline | None
-    ) -> None:
+    def log_waiting(self, outbox: Outbox, why: str, refused: list[Unencodable]) -> None:
         """At the end of a serverless flush: a line for each waiting batch that has none,
         spooled or not (a sandbox reclaimed while idle takes its ``/tmp`` along; its logs
-        outlive it), until ``until`` (None: however long it takes)."""
-        if not self._log:
-            return
-        if not self._persisting.acquire(timeout=-1 if until is None else until.remaining()):
-            return  # the deadline watch is persisting: it logs these too
-        try:
-            for batch in self._waiting(outbox, refused, until, _unlogged):
-                self._write_line(batch, why)
-        finally:
-            self._persisting.release()
+        outlive it), however long it takes."""
+        if self._log:
+            self._write_lines(outbox, refused, why)
 
     # -- the deadline watch, and shutdown --------------------------------------------------
 
@@ -215,13 +213,13 @@ class CarryOver:
         sending nothing: the process may die soon (or another invocation's deadline may
         take it down with a flush in flight)."""
         self.open(outbox, log_adopted=True)
-        with self._persisting:
-            if self._log:
+        if self._log:
+            with self._logging:
                 for batch in self._waiting(outbox, refused, None, _unlogged):
                     self._write_line(batch, why)
                 for batch in outbox.in_flight():
-                    if not batch.logged:
-                        self._write_line(batch, IN_FLIGHT)
+                    self._write_line(batch, IN_FLIGHT)
+        with self._spooling:
             for batch in self._waiting(outbox, refused, None, _unspooled):
                 self.spool(batch)
 
@@ -231,7 +229,7 @@ class CarryOver:
         and those that could not be."""
         if self._spool is None and self._config.handover_dir is not None and len(outbox):
             self._spool = self._handover_spool(self._config.handover_dir)
-        with self._persisting:
+        with self._spooling, self._logging:
             for batch in self._waiting(outbox, refused, None, _unspooled):
                 self.spool(batch)
             if self._log:
@@ -260,7 +258,7 @@ class CarryOver:
         return spool
 
     def _write_line(self, batch: Batch, why: str) -> None:
-        """Write the batch's line; the caller holds ``_persisting``."""
+        """Write the batch's line, unless it has one; the caller holds ``_logging``."""
         if batch.logged:
             return
         reason = redact(why, self._config.api_key)
@@ -301,7 +299,8 @@ class CarryOver:
     def forget_after_fork(self) -> None:
         """In a forked child: the spool directory, and its lock, are the parent's."""
         self._lock = threading.Lock()
-        self._persisting = threading.Lock()
+        self._logging = threading.Lock()
+        self._spooling = threading.Lock()
         self._opened = False
         self._lines = {}
         self._answered = []

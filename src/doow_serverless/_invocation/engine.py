@@ -88,21 +88,27 @@ class Invocation:
         """Disarm the watch and flush within the budget, in this thread; never raises."""
         if not self._closing():
             return None
+        budget = self.budget()
         with self.entered():
-            return flush_quietly(self._engine.tracker, self.budget())
+            result = flush_quietly(self._engine.tracker, budget)
+        self._engine.check_reserve(result, budget)
+        return result
 
     async def afinish(self) -> FlushResult | None:
         """:meth:`finish` for coroutines: the flush runs in a thread of the SDK's own, so
         the event loop keeps serving other requests or invocations meanwhile."""
         if not self._closing():
             return None
-        return await flush_off_loop(self._engine.tracker, self.budget(), self.scope)
+        budget = self.budget()
+        result = await flush_off_loop(self._engine.tracker, budget, self.scope)
+        self._engine.check_reserve(result, budget)
+        return result
 
 
 class InvocationEngine:
     """What one wrapped handler shares across its invocations."""
 
-    __slots__ = ("idempotency", "policy", "process_wide", "tracker")
+    __slots__ = ("_warned", "idempotency", "policy", "process_wide", "tracker")
 
     def __init__(
         self,
@@ -118,6 +124,24 @@ class InvocationEngine:
         # The platform runs one invocation per process at a time (Lambda): the scope then
         # also reaches threads the handler starts, which do not inherit ContextVars.
         self.process_wide = process_wide
+        self._warned = False
+
+    def check_reserve(self, result: FlushResult | None, budget: float) -> None:
+        """Say once when writing what could not be sent took more than half the reserve
+        (the reserve pays for it: a kill at the deadline would cut it short)."""
+        if result is None or self._warned:
+            return
+        beyond = result.elapsed - budget
+        reserve = self.policy.reserve
+        if beyond > reserve / 2:
+            self._warned = True
+            logger.warning(
+                "doow-serverless: keeping what could not be sent took %.0f ms beyond the "
+                "flush budget, more than half the reserve (%.0f ms); raise the reserve "
+                "(reserve=, DOOW_TRACK_FLUSH_RESERVE) or flush during long handlers",
+                beyond * 1000,
+                reserve * 1000,
+            )
 
     def begin(self, invocation_id: str | None, remaining: float | None) -> Invocation:
         """An invocation with ``remaining`` seconds to its hard deadline (None: unknown)."""

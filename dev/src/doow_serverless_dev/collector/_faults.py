@@ -114,9 +114,14 @@ def _parse_action(step: dict[str, Any], where: str, delay_s: float) -> FaultStep
         _no_unknown_keys(step, {"action", "after_store", "delay_ms"}, where)
         after_store = _flag(step.get("after_store", False), f"{where}.after_store")
         return FaultStep("reset", after_store=after_store, delay_s=delay_s)
-    if action in ("hang", "accept"):
+    if action == "hang":
+        # after_store: the batch is stored, then the answer never comes.
+        _no_unknown_keys(step, {"action", "after_store", "delay_ms"}, where)
+        after_store = _flag(step.get("after_store", False), f"{where}.after_store")
+        return FaultStep("hang", after_store=after_store, delay_s=delay_s)
+    if action == "accept":
         _no_unknown_keys(step, {"action", "delay_ms"}, where)
-        return FaultStep("hang" if action == "hang" else "accept", delay_s=delay_s)
+        return FaultStep("accept", delay_s=delay_s)
     raise FaultPlanError(f"{where}.action must be 'hang', 'reset' or 'accept'")
 
 

@@ -265,7 +265,7 @@ class CollectorHandler(BaseHTTPRequestHandler):
         if pause > 0 and state.stopping.wait(pause):
             self._drop("stopped")
             return
-        if step.kind == "hang":
+        if step.kind == "hang" and not step.after_store:
             self._drop("hang")  # counted now, so a test can see the request is hanging
             release.wait(MAX_HANG_S)
             return
@@ -283,7 +283,10 @@ class CollectorHandler(BaseHTTPRequestHandler):
             step.reject,
         )
         self._note = f"{self._note} {outcome.note}".strip()
-        if step.kind == "reset":
+        if step.kind == "hang":
+            self._drop("hang")
+            release.wait(MAX_HANG_S)
+        elif step.kind == "reset":
             self._reset()
         elif step.kind == "status":
             self._send_fault(step, stored=True)
