@@ -40,9 +40,10 @@ from .spool import Spool, SpooledBatch
 
 logger = logging.getLogger(LOGGER_NAME)
 
-WRITE_AHEAD = "kept before sending (write-ahead); a later line says when it was answered for"
-ADOPTED = "left unsent by a process that died here; this one sends it first"
-IN_FLIGHT = "in flight when the invocation neared its deadline"
+# The reasons lines give (short: the write-ahead one is in every healthy invocation's log).
+WRITE_AHEAD = "write-ahead"
+ADOPTED = "adopted from a process that died here"
+IN_FLIGHT = "in flight when an invocation neared its deadline"
 
 
 class CarryOver:

@@ -151,22 +151,24 @@ class LogContents:
         self.unreadable: list[int] = []  # numbers of lines holding a record that cannot be read
 
     def unanswered_events(self) -> list[object]:
-        """The events of every record, in order, except those of records answered for.
-
-        An event in a record answered for was answered for, whatever other line holds it.
-        """
-        answered: set[object] = set()
+        """The events of every record, in order, each once, except those of records
+        answered for (an event in a record answered for was answered for, whatever other
+        line holds it). Items without an event id are kept, for the caller to report."""
+        seen: set[str | None] = set()
         for record in self.records:
             if record.batch_id in self.acknowledged:
-                answered.update(_event_id(event) for event in record.events)
-        answered.discard(None)
-        return [
-            event
-            for record in self.records
-            if record.batch_id not in self.acknowledged
-            for event in record.events
-            if _event_id(event) not in answered
-        ]
+                seen.update(_event_id(event) for event in record.events)
+        events: list[object] = []
+        for record in self.records:
+            if record.batch_id in self.acknowledged:
+                continue
+            for event in record.events:
+                event_id = _event_id(event)
+                if event_id is None or event_id not in seen:
+                    events.append(event)
+                if event_id is not None:
+                    seen.add(event_id)
+        return events
 
 
 def read_log(lines: Iterable[str]) -> LogContents:
@@ -192,8 +194,9 @@ def read_unsent(lines: Iterable[str], unreadable: list[int] | None = None) -> It
     yield from contents.unanswered_events()
 
 
-def _event_id(event: object) -> object:
-    return event.get("event_id") if isinstance(event, dict) else None
+def _event_id(event: object) -> str | None:
+    event_id = event.get("event_id") if isinstance(event, dict) else None
+    return event_id if isinstance(event_id, str) else None
 
 
 # Where a record starts: an opening brace, then the key's opening quote as this level of
