@@ -69,6 +69,23 @@ def test_after_store_proves_a_resend_is_deduplicated(collector: Collector) -> No
     assert (stats["events_stored"], stats["duplicates"]) == (2, 2)
 
 
+def test_a_refusal_whose_207_a_fault_replaced_is_recorded_as_unanswered(
+    collector: Collector,
+) -> None:
+    collector.set_faults({"script": [{"status": 503, "after_store": True}]})
+    invalid = event(kind="LATER")
+    document = batch([event(), invalid])
+    with client(collector) as session:
+        assert post(session, document).status_code == 503
+        assert post(session, document).status_code == 207
+    refusals = collector.refusals()
+    assert [(item["event_id"], item["answered"]) for item in refusals] == [
+        (invalid["event_id"], True),  # newest first: the resend's 207 said it
+        (invalid["event_id"], False),  # the 503 replaced the 207 that would have
+    ]
+    assert collector.stats()["events_stored"] == 1
+
+
 def test_a_reject_step_rejects_the_first_n_valid_events(collector: Collector) -> None:
     collector.set_faults({"script": [{"status": 207, "reject": 2}]})
     invalid = event(kind="LATER")

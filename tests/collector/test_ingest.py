@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 import zlib
+from pathlib import Path
 
 import httpx
 import pytest
@@ -151,6 +152,28 @@ def test_a_batch_with_every_event_rejected_is_still_207(
     assert response.status_code == 207
     assert (response.json()["accepted"], response.json()["rejected"]) == (0, 2)
     assert running.stats()["events_stored"] == 0
+
+
+def test_every_refusal_answered_is_recorded_in_the_store_even_with_nothing_stored(
+    collector_factory: CollectorFactory, tmp_path: Path
+) -> None:
+    db_path = tmp_path / "collector.sqlite3"
+    running = collector_factory(db_path=db_path, reject_licenses=["lic_gone"])
+    gone, invalid = event(license_id="lic_gone"), metric_event("x", -1)
+    document = batch([gone, invalid, "not an event"])
+    assert post(running, document).status_code == 207
+    running.stop()
+
+    restarted = collector_factory(db_path=db_path)
+    assert restarted.stats()["events_stored"] == 0
+    refusals = restarted.refusals()
+    assert [(item["event_id"], item["answered"]) for item in refusals] == [
+        (None, True),
+        (invalid["event_id"], True),
+        (gone["event_id"], True),
+    ]
+    assert refusals[-1]["reason"] == "unknown license"
+    assert {item["batch_id"] for item in refusals} == {document["batch_id"]}
 
 
 def test_a_missing_batch_id_gets_one(collector: Collector) -> None:

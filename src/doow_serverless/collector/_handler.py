@@ -280,6 +280,7 @@ class CollectorHandler(BaseHTTPRequestHandler):
             raw,
             self.headers.get("Content-Encoding"),
             step.reject,
+            answered=step.kind not in ("reset", "status"),  # those answer otherwise
         )
         self._note = f"{self._note} {outcome.note}".strip()
         if step.kind == "reset":
