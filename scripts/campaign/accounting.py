@@ -5,9 +5,10 @@ the function to track (with its id and quantity) and how every invocation ended.
 balance compares that with what the collector stored:
 
 - stored: tracked events the collector holds;
-- rejected by the server: not stored, and refused for good, as shown by the collector's
-  records (a batch it stored without this event), the SDK's rejection report, or the
-  license the collector refuses;
+- rejected by the server: not stored, and refused for good: by the collector's own record
+  of the 207 answers it sent (``rejected_confirmed``), or by the SDK's rejection report.
+  The two must agree: an event the SDK says was refused, which the collector never
+  refused, was not rejected (the run fails on the difference);
 - duplicates: stored events the campaign never tracked (an event counted twice under a
   second id) and event rows beyond one per id; the stored quantity is also compared with
   the tracked one, in total and event by event (an altered event);
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 
 from .faults import Ending, FaultKind
 from .store import StoreSnapshot
-from .workload import REJECTED_LICENSE, PlannedEvent
+from .workload import PlannedEvent
 
 _SHOWN_IDS = 10
 
@@ -86,7 +87,7 @@ class Balance:
     stored: int
     stored_quantity: float
     rejected: int
-    rejected_confirmed: int  # of those, seen refused by the collector or reported by the SDK
+    rejected_confirmed: int  # of those, refused in a 207 the collector sent (its records)
     duplicates: int
     unexpected_ids: int
     extra_rows: int
@@ -112,6 +113,7 @@ class Balance:
     def ok(self) -> bool:
         return (
             self.lost == 0
+            and self.rejected == self.rejected_confirmed
             and self.duplicates == 0
             and self.altered == 0
             and self.missed_deadlines == 0
@@ -124,9 +126,8 @@ def balance(ledger: Ledger, store: StoreSnapshot) -> Balance:
     stored_ids = store.stored_ids
     stored = expected & stored_ids
     unstored = expected - stored_ids
-    evidence = store.refused_in_stored_batches | ledger.reported_rejected
-    by_license = {i for i in unstored if ledger.events[i].license_id == REJECTED_LICENSE}
-    rejected = (unstored & evidence) | by_license
+    refused = unstored & store.refused_ids
+    rejected = refused | (unstored & ledger.reported_rejected)
     lost = sorted(unstored - rejected, key=lambda i: _order(ledger.events[i]))
     unexpected = stored_ids - expected
     quantity = {i: float(event.quantity) for i, event in ledger.events.items()}
@@ -145,7 +146,7 @@ def balance(ledger: Ledger, store: StoreSnapshot) -> Balance:
         stored=len(stored),
         stored_quantity=stored_quantity,
         rejected=len(rejected),
-        rejected_confirmed=len(rejected & evidence),
+        rejected_confirmed=len(refused),
         duplicates=len(unexpected) + extra_rows,
         unexpected_ids=len(unexpected),
         extra_rows=extra_rows,

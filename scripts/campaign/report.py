@@ -41,9 +41,10 @@ How the campaign works (`scripts/campaign/`):
   the sandboxes are killed, as Lambda reclaims them, and `doow-serverless replay` runs over
   the spool directories and log files, twice: the second run must store nothing new.
 - The balance: *lost* = tracked − stored − rejected by the server, and must be 0. An event
-  counts as rejected when the collector stored a batch that carried it without storing it,
-  when the SDK reported it refused (the function prints the ids it is given in `on_error`),
-  or when its license is the one the collector refuses. *Duplicates* (stored ids the
+  counts as rejected only when the collector refused it in a 207 it sent: the collector
+  records each refusal in its store, with whether that 207 was the answer or a fault
+  replaced it. The SDK's own rejection reports (the function prints the ids `on_error` is
+  given) must name no event the collector did not refuse. *Duplicates* (stored ids the
   campaign never tracked, rows beyond one per id) must be 0, and every stored quantity must
   be the tracked one. An invocation meant to end in time that did not answer before its
   deadline is a *missed deadline*, and there must be none. The API key must appear nowhere:
@@ -161,8 +162,8 @@ def _details(result: CampaignResult) -> list[str]:
         f"event(s) it already held; {balance.resent_batches} event copies arrived again in "
         "batches it stored.",
         f"- Rejected by the server: {balance.rejected}, of which {balance.rejected_confirmed} "
-        "seen refused in the collector's records or in the SDK's rejection report; any "
-        "others are under the license the collector refuses.",
+        "refused in a 207 the collector sent (its store's records; the others only in the "
+        "SDK's rejection reports, and the run fails on them).",
         f"- Invocations: {statuses}; {balance.cold_starts} cold start(s); "
         f"{balance.deliberate_kills} of {balance.kills_scheduled} scheduled kills happened "
         "mid-flush (the others found no request to kill: sending paused by an earlier "

@@ -40,6 +40,9 @@ class CampaignResult:
         balance = self.balance
         if balance.lost:
             found.append(f"{balance.lost} event(s) lost")
+        if balance.rejected != balance.rejected_confirmed:
+            unconfirmed = balance.rejected - balance.rejected_confirmed
+            found.append(f"{unconfirmed} event(s) reported rejected the collector never refused")
         if balance.duplicates:
             found.append(f"{balance.duplicates} duplicate(s)")
         if balance.altered:

@@ -30,6 +30,8 @@ def run_and_check(
     assert result.leaks.occurrences == 0, explained
     assert balance.stored + balance.rejected == balance.tracked
     assert balance.rejected > 0  # the 207 faults did refuse events, and none counted as lost
+    # Every rejection is one the collector answered (its records), not an inference.
+    assert balance.rejected == balance.rejected_confirmed, explained
     assert balance.deliberate_kills > 0, explained  # processes really were killed mid-flush
     # New processes were started in the sandboxes after the kills, and adopted their spools.
     assert balance.cold_starts > 3, explained
