@@ -35,6 +35,7 @@ class Counters:
                     "requests",
                     "http_requests",
                     "connections",
+                    "inflated_bytes",  # produced by decompressing gzip bodies
                 )
             }
             totals["requests_by_status"] = dict(sorted(self._statuses.items()))

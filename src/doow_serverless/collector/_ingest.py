@@ -62,7 +62,7 @@ class Ingestor:
         if problem is not None:
             return Outcome(401, error_body(401, problem), "auth")
         try:
-            batch = read_batch(decode_body(raw, content_encoding))
+            batch = read_batch(decode_body(raw, content_encoding, on_inflated=self._inflated))
         except WireError as exc:
             return Outcome(exc.status, error_body(exc.status, exc.message))
         except ValueError as exc:  # e.g. an integer literal longer than Python will parse
@@ -70,6 +70,9 @@ class Ingestor:
         # decode_body accepted it, so the encoding is gzip or identity
         gzipped = (content_encoding or "").strip().lower() == "gzip"
         return self._store_batch(batch, raw, gzipped, reject_first, answered)
+
+    def _inflated(self, size: int) -> None:
+        self._counters.add(inflated_bytes=size)
 
     def _store_batch(
         self, batch: WireBatch, raw: bytes, gzipped: bool, reject_first: int, answered: bool
