@@ -41,6 +41,9 @@ format: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
+# Every skipped test is listed with its reason, and a skip tests/skips.py does not allow
+# fails the run (for example a missing Chromium, or a filesystem refusing chattr).
+pytest: export DOOW_STRICT_SKIPS := 1
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -113,6 +116,7 @@ $(PY310_STAMP): pyproject.toml
 	touch $@
 
 .PHONY: compat-3.10
+compat-3.10: export DOOW_STRICT_SKIPS := 1
 compat-3.10: $(PY310_STAMP)
 	$(PY310_VENV)/bin/pytest -q -p no:cacheprovider tests/unit tests/delivery
 
