@@ -15,6 +15,8 @@ balance compares that with what the collector stored:
 - lost: tracked, not stored, not rejected. Must be 0.
 - missed deadlines: invocations meant to end in time that did not answer before their
   deadline. Must be 0; so must invocations meant to end in time that failed otherwise.
+- faults: how many of each kind were scheduled, and how many were seen to take effect
+  (``evidence.py``); every kind scheduled must have taken effect at least once.
 """
 
 from __future__ import annotations
@@ -59,11 +61,17 @@ class Ledger:
     events: dict[str, PlannedEvent] = field(default_factory=dict)
     untracked: dict[str, PlannedEvent] = field(default_factory=dict)  # the handler never ran
     invocations: list[InvocationRecord] = field(default_factory=list)
-    faults: Counter[FaultKind] = field(default_factory=Counter)
+    faults: Counter[FaultKind] = field(default_factory=Counter)  # scheduled and run
+    effected: Counter[FaultKind] = field(default_factory=Counter)  # seen to take effect
+    not_effected: list[str] = field(default_factory=list)  # the others, described
     reported_rejected: set[str] = field(default_factory=set)  # by the SDK, with ids
 
-    def fault(self, kind: FaultKind) -> None:
+    def fault(self, kind: FaultKind, *, effected: bool, description: str = "") -> None:
         self.faults[kind] += 1
+        if effected:
+            self.effected[kind] += 1
+        else:
+            self.not_effected.append(description or kind.value)
 
     def tracked(self, events: Iterable[PlannedEvent]) -> None:
         for event in events:
@@ -98,7 +106,9 @@ class Balance:
     resent_batches: int  # event copies the collector received again in stored batches
     invocations: int
     invocations_by_kind: dict[str, int]
-    faults_by_kind: dict[str, int]
+    faults_by_kind: dict[str, int]  # scheduled
+    effected_by_kind: dict[str, int]  # seen to take effect (see evidence.py)
+    not_effected: list[str]  # the first faults that did not
     statuses: dict[str, int]
     missed_deadlines: int
     missed: list[str]
@@ -110,9 +120,19 @@ class Balance:
     cold_starts: int
 
     @property
+    def never_effected(self) -> list[str]:
+        """Kinds of fault the run scheduled that never took effect."""
+        return [
+            kind
+            for kind, scheduled in self.faults_by_kind.items()
+            if scheduled and not self.effected_by_kind.get(kind)
+        ]
+
+    @property
     def ok(self) -> bool:
         return (
-            self.lost == 0
+            not self.never_effected
+            and self.lost == 0
             and self.rejected == self.rejected_confirmed
             and self.duplicates == 0
             and self.altered == 0
@@ -158,6 +178,8 @@ def balance(ledger: Ledger, store: StoreSnapshot) -> Balance:
         invocations=len(ledger.invocations),
         invocations_by_kind=_by_kind(Counter(r.kind for r in ledger.invocations)),
         faults_by_kind=_by_kind(ledger.faults),
+        effected_by_kind=_by_kind(ledger.effected),
+        not_effected=ledger.not_effected[:_SHOWN_IDS],
         statuses=dict(sorted(Counter(r.status for r in ledger.invocations).items())),
         missed_deadlines=len(missed),
         missed=[_describe_invocation(r) for r in missed[:_SHOWN_IDS]],

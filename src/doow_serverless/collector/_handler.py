@@ -12,6 +12,7 @@ import re
 import secrets
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable
 from http import HTTPStatus
@@ -252,10 +253,21 @@ class CollectorHandler(BaseHTTPRequestHandler):
     # -- ingest --------------------------------------------------------------------------
 
     def _ingest(self) -> None:
+        counters = self.server.state.counters
+        counters.ingest_started()
+        try:
+            held = self._answer_ingest()
+        finally:
+            counters.ingest_ended()
+        if held is not None:  # a hang step: no longer in progress, held until released
+            held.wait(MAX_HANG_S)
+
+    def _answer_ingest(self) -> threading.Event | None:
+        """Answer (or drop) the request; the event to wait on when a hang step holds it."""
         state = self.server.state
         raw = self._read_body(state.max_body_bytes, required=True)
         if raw is None:
-            return
+            return None
         planned, latency_s, release = state.faults.take()
         step = planned or ACCEPT
         if planned is not None:
@@ -263,18 +275,17 @@ class CollectorHandler(BaseHTTPRequestHandler):
         pause = latency_s + step.delay_s
         if pause > 0 and state.stopping.wait(pause):
             self._drop("stopped")
-            return
+            return None
         if step.kind == "hang":
             self._drop("hang")  # counted now, so a test can see the request is hanging
-            release.wait(MAX_HANG_S)
-            return
+            return release
         if not step.after_store:
             if step.kind == "reset":
                 self._reset()
-                return
+                return None
             if step.kind == "status":
                 self._send_fault(step, stored=False)
-                return
+                return None
         outcome = state.ingestor.process(
             self.headers.get("Authorization"),
             raw,
@@ -289,6 +300,7 @@ class CollectorHandler(BaseHTTPRequestHandler):
             self._send_fault(step, stored=True)
         else:
             self._send_json(outcome.status, outcome.body)
+        return None
 
     def _send_fault(self, step: FaultStep, *, stored: bool) -> None:
         phrase = _phrase(step.status)
