@@ -130,7 +130,7 @@ bench: $(STAMP)
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # The fault campaigns at full size, rewriting docs/reliability*.md (`make test` runs them
-# small): about 4 min for Lambda, 1.5 min each for Vercel and Azure.
+# small): about 6.5 min for Lambda, 2 min each for Vercel and Azure.
 .PHONY: reliability
 reliability: $(STAMP) $(VERCEL_STAMP) $(AZURE_STAMP)
 	$(BIN)/python -m scripts.campaign.lambda_campaign --invocations 1000 --seed 1 --report docs/reliability.md

@@ -192,7 +192,8 @@ def make_fault(
         return Fault(kind, {"script": steps}, min_events=1, detail=f"{len(steps)} reset(s)")
     if kind is FaultKind.SLOW:
         latency_ms = rng.randint(budget_ms // 10, budget_ms * 2 // 5)
-        return Fault(kind, {"latency_ms": latency_ms}, detail=f"{latency_ms} ms per request")
+        detail = f"{latency_ms} ms per request"
+        return Fault(kind, {"latency_ms": latency_ms}, min_events=1, detail=detail)
     if kind is FaultKind.SLOW_PAST_BUDGET:
         delay_ms = budget_ms * 2
         steps = [{"action": "accept", "delay_ms": delay_ms}]

@@ -52,7 +52,7 @@ from doow_serverless.collector import Collector
 from doow_serverless.lambda_local import InvocationResult, LocalFunction
 
 from .accounting import InvocationRecord, Ledger, balance
-from .evidence import RETRIES, Evidence, Observed, Reading, took_effect
+from .evidence import NOTHING, RETRIES, Evidence, Observed, Reading, took_effect
 from .faults import Ending, Fault, FaultKind, Timings, make_fault, schedule
 from .leaks import LeakScan
 from .replay import ReplayRun, replay
@@ -365,7 +365,7 @@ class LambdaCampaign:
         self._number = 0
         self._unsent_lines = 0
         self._refused_connections = 0
-        self._seen_until = Reading(Counter(), 0, 0, 0, 0)
+        self._seen_until = NOTHING  # what was seen by the end of the last invocation
         self._notes: list[str] = []
         self._endpoint = Endpoint(
             workdir / "collector.sqlite3", self.api_key, self.timings.idle_timeout
@@ -506,6 +506,7 @@ class LambdaCampaign:
         )
 
     def _retry_kinds_without_effect(self) -> None:
+        """Run a new fault of each kind none of whose faults took effect, until one does."""
         for kind in FaultKind:
             for _ in range(RETRIES):
                 if self._ledger.effected[kind] or not self._ledger.faults[kind]:
