@@ -1,4 +1,4 @@
-"""Shared fixtures."""
+"""Shared fixtures, and the hooks that report every skip (see ``tests/skips.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,43 @@ import pytest
 
 from doow_serverless_dev.collector import Collector
 
+from . import skips
+
 CollectorFactory = Callable[..., Collector]
+
+_skipped: list[skips.Skipped] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    found = skips.skipped(report)
+    if found is not None:
+        _skipped.append(found)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    found = skips.skipped(report)
+    if found is not None:
+        _skipped.append(found)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if skips.refused(_skipped) and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _skipped:
+        return
+    terminalreporter.section("skipped tests, each with its reason")
+    for line in skips.summary(_skipped):
+        terminalreporter.line(line)
+    refused = skips.refused(_skipped)
+    if refused:
+        terminalreporter.line(
+            f"FAILED: {len(refused)} skip(s) not allowed under make test "
+            f"({skips.STRICT_ENV}=1); the allowed ones are in tests/skips.py",
+            red=True,
+        )
 
 
 @pytest.fixture(autouse=True)

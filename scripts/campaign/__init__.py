@@ -6,7 +6,8 @@ The pieces are platform-neutral, so a campaign for another platform reuses them:
 - :mod:`.workload`: the usage events each invocation tracks, with ids known in advance;
 - :mod:`.store`: what the collector stored, read from its SQLite file;
 - :mod:`.accounting`: the ledger of what was tracked and how each invocation ended, and the
-  balance (stored, rejected, duplicated, lost, deadlines missed);
+  balance (stored, rejected, duplicated, lost, deadlines missed, faults that took effect);
+- :mod:`.evidence`: what was seen around each fault, and whether that shows it took effect;
 - :mod:`.leaks`: searching logs and spool files for the API key;
 - :mod:`.replay`: running ``doow-serverless replay``;
 - :mod:`.report`: the Markdown report.

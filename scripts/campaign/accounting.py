@@ -5,15 +5,18 @@ the function to track (with its id and quantity) and how every invocation ended.
 balance compares that with what the collector stored:
 
 - stored: tracked events the collector holds;
-- rejected by the server: not stored, and refused for good, as shown by the collector's
-  records (a batch it stored without this event), the SDK's rejection report, or the
-  license the collector refuses;
+- rejected by the server: not stored, and refused for good: by the collector's own record
+  of the 207 answers it sent (``rejected_confirmed``), or by the SDK's rejection report.
+  The two must agree: an event the SDK says was refused, which the collector never
+  refused, was not rejected (the run fails on the difference);
 - duplicates: stored events the campaign never tracked (an event counted twice under a
   second id) and event rows beyond one per id; the stored quantity is also compared with
   the tracked one, in total and event by event (an altered event);
 - lost: tracked, not stored, not rejected. Must be 0.
 - missed deadlines: invocations meant to end in time that did not answer before their
   deadline. Must be 0; so must invocations meant to end in time that failed otherwise.
+- faults: how many of each kind were scheduled, and how many were seen to take effect
+  (``evidence.py``); every kind scheduled must have taken effect at least once.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 
 from .faults import Ending, FaultKind
 from .store import StoreSnapshot
-from .workload import REJECTED_LICENSE, PlannedEvent
+from .workload import PlannedEvent
 
 _SHOWN_IDS = 10
 
@@ -58,11 +61,17 @@ class Ledger:
     events: dict[str, PlannedEvent] = field(default_factory=dict)
     untracked: dict[str, PlannedEvent] = field(default_factory=dict)  # the handler never ran
     invocations: list[InvocationRecord] = field(default_factory=list)
-    faults: Counter[FaultKind] = field(default_factory=Counter)
+    faults: Counter[FaultKind] = field(default_factory=Counter)  # scheduled and run
+    effected: Counter[FaultKind] = field(default_factory=Counter)  # seen to take effect
+    not_effected: list[str] = field(default_factory=list)  # the others, described
     reported_rejected: set[str] = field(default_factory=set)  # by the SDK, with ids
 
-    def fault(self, kind: FaultKind) -> None:
+    def fault(self, kind: FaultKind, *, effected: bool, description: str = "") -> None:
         self.faults[kind] += 1
+        if effected:
+            self.effected[kind] += 1
+        else:
+            self.not_effected.append(description or kind.value)
 
     def tracked(self, events: Iterable[PlannedEvent]) -> None:
         for event in events:
@@ -86,7 +95,7 @@ class Balance:
     stored: int
     stored_quantity: float
     rejected: int
-    rejected_confirmed: int  # of those, seen refused by the collector or reported by the SDK
+    rejected_confirmed: int  # of those, refused in a 207 the collector sent (its records)
     duplicates: int
     unexpected_ids: int
     extra_rows: int
@@ -97,7 +106,9 @@ class Balance:
     resent_batches: int  # event copies the collector received again in stored batches
     invocations: int
     invocations_by_kind: dict[str, int]
-    faults_by_kind: dict[str, int]
+    faults_by_kind: dict[str, int]  # scheduled
+    effected_by_kind: dict[str, int]  # seen to take effect (see evidence.py)
+    not_effected: list[str]  # the first faults that did not
     statuses: dict[str, int]
     missed_deadlines: int
     missed: list[str]
@@ -109,9 +120,20 @@ class Balance:
     cold_starts: int
 
     @property
+    def never_effected(self) -> list[str]:
+        """Kinds of fault the run scheduled that never took effect."""
+        return [
+            kind
+            for kind, scheduled in self.faults_by_kind.items()
+            if scheduled and not self.effected_by_kind.get(kind)
+        ]
+
+    @property
     def ok(self) -> bool:
         return (
-            self.lost == 0
+            not self.never_effected
+            and self.lost == 0
+            and self.rejected == self.rejected_confirmed
             and self.duplicates == 0
             and self.altered == 0
             and self.missed_deadlines == 0
@@ -124,9 +146,8 @@ def balance(ledger: Ledger, store: StoreSnapshot) -> Balance:
     stored_ids = store.stored_ids
     stored = expected & stored_ids
     unstored = expected - stored_ids
-    evidence = store.refused_in_stored_batches | ledger.reported_rejected
-    by_license = {i for i in unstored if ledger.events[i].license_id == REJECTED_LICENSE}
-    rejected = (unstored & evidence) | by_license
+    refused = unstored & store.refused_ids
+    rejected = refused | (unstored & ledger.reported_rejected)
     lost = sorted(unstored - rejected, key=lambda i: _order(ledger.events[i]))
     unexpected = stored_ids - expected
     quantity = {i: float(event.quantity) for i, event in ledger.events.items()}
@@ -145,7 +166,7 @@ def balance(ledger: Ledger, store: StoreSnapshot) -> Balance:
         stored=len(stored),
         stored_quantity=stored_quantity,
         rejected=len(rejected),
-        rejected_confirmed=len(rejected & evidence),
+        rejected_confirmed=len(refused),
         duplicates=len(unexpected) + extra_rows,
         unexpected_ids=len(unexpected),
         extra_rows=extra_rows,
@@ -157,6 +178,8 @@ def balance(ledger: Ledger, store: StoreSnapshot) -> Balance:
         invocations=len(ledger.invocations),
         invocations_by_kind=_by_kind(Counter(r.kind for r in ledger.invocations)),
         faults_by_kind=_by_kind(ledger.faults),
+        effected_by_kind=_by_kind(ledger.effected),
+        not_effected=ledger.not_effected[:_SHOWN_IDS],
         statuses=dict(sorted(Counter(r.status for r in ledger.invocations).items())),
         missed_deadlines=len(missed),
         missed=[_describe_invocation(r) for r in missed[:_SHOWN_IDS]],

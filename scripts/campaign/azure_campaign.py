@@ -68,10 +68,10 @@ How it differs from the Lambda run (`scripts/campaign/azure_campaign.py`):
   the collector's idle timeout; the connection the collector closed meanwhile must not be
   reused.
 - **Kills**: "killed at the deadline" is the host ending the worker whose flush (with
-  `DOOW_TRACK_FLUSH_RESERVE=0`) runs into the function timeout; "SIGKILL while a request
-  hangs" kills the worker while its flush waits on the collector (before the invocation
-  answered); a reclaimed sandbox is killed while idle. Each is followed by a new worker in
-  the same sandbox, then by the replays.
+  `DOOW_TRACK_FLUSH_RESERVE=0` and `DOOW_TRACK_LOG_UNSENT=0`) runs into the function
+  timeout; "SIGKILL while a request hangs" kills the worker while its flush waits on the
+  collector (before the invocation answered); a reclaimed sandbox is killed while idle.
+  Each is followed by a new worker in the same sandbox, then by the replays.
 - Every other fault kind of the Lambda campaign applies as it is. Not covered: the v1
   programming model and non-HTTP triggers (the same wrapper and flush; see
   `tests/azure/`), and invocations that wait for a free worker thread (time the SDK cannot

@@ -174,7 +174,13 @@ def make_fault(
     if kind is FaultKind.RATE_LIMITED_LONG:
         wait_s = math.ceil(timings.flush_timeout) + rng.randint(1, 2)
         steps = [{"status": 429, "retry_after": str(wait_s)}]
-        return Fault(kind, {"script": steps}, min_events=1, detail=f"Retry-After {wait_s} s")
+        return Fault(
+            kind,
+            {"script": steps},
+            min_events=1,
+            detail=f"Retry-After {wait_s} s",
+            extra={"retry_after": wait_s},
+        )
     if kind is FaultKind.CONNECTION_REFUSED:
         span = rng.randint(*_REFUSED_SPAN)
         if room is not None:
@@ -186,7 +192,8 @@ def make_fault(
         return Fault(kind, {"script": steps}, min_events=1, detail=f"{len(steps)} reset(s)")
     if kind is FaultKind.SLOW:
         latency_ms = rng.randint(budget_ms // 10, budget_ms * 2 // 5)
-        return Fault(kind, {"latency_ms": latency_ms}, detail=f"{latency_ms} ms per request")
+        detail = f"{latency_ms} ms per request"
+        return Fault(kind, {"latency_ms": latency_ms}, min_events=1, detail=detail)
     if kind is FaultKind.SLOW_PAST_BUDGET:
         delay_ms = budget_ms * 2
         steps = [{"action": "accept", "delay_ms": delay_ms}]
@@ -221,7 +228,9 @@ def make_fault(
             kind, span=2, min_events=1, detail=f"frozen {pause:.1f} s", extra={"pause": pause}
         )
     if kind is FaultKind.DEADLINE_KILL:
-        leave_ms = rng.randint(10, 120)
+        # Enough for a request to go out first, from a new process too (the kill before
+        # ended the last one): it hangs, and the process is killed with it in flight.
+        leave_ms = rng.randint(budget_ms * 2 // 5, budget_ms * 4 // 5)
         return Fault(
             kind,
             {"script": [{"action": "hang"}]},

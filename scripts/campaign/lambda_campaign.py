@@ -11,8 +11,15 @@ lost or doubled, a deadline was missed because of the SDK, or the API key leaked
 
 Three simulated sandboxes, each with a spool directory kept across process restarts and a
 log file: ``main`` runs most faults; ``no-reserve`` has ``DOOW_TRACK_FLUSH_RESERVE=0`` and
-only runs into its deadline mid-flush, to be killed there; ``no-spool`` has a spool path
-that cannot be used, so what it cannot deliver goes to its log as ``doow_unsent`` lines.
+no log lines (``DOOW_TRACK_LOG_UNSENT=0``: no share of the budget kept for them, its spool
+works), so its flush runs right into the deadline, to be killed there; ``no-spool`` has a
+spool path that cannot be used, so what it cannot deliver goes to its log as
+``doow_unsent`` lines.
+
+A fault counts as exercised only when its effect was seen (``evidence.py``): the collector's
+answers and the kills are read around every invocation. A kind none of whose faults took
+effect is tried again after the schedule, at most ``RETRIES`` times (a kill at the deadline
+races the SDK's own end of the flush); the run fails when one still never took effect.
 
 The driver asks little of a sandbox's function (:class:`CampaignFunction`: invoke, its
 pid, freeze, stop), and builds it with its :class:`Platform`'s factory: the Lambda harness
@@ -45,7 +52,8 @@ from doow_serverless_dev.collector import Collector
 from doow_serverless_dev.lambda_local import InvocationResult, LocalFunction
 
 from .accounting import InvocationRecord, Ledger, balance
-from .faults import Ending, Fault, FaultKind, Timings, schedule
+from .evidence import NOTHING, RETRIES, Evidence, Observed, Reading, took_effect
+from .faults import Ending, Fault, FaultKind, Timings, make_fault, schedule
 from .leaks import LeakScan
 from .replay import ReplayRun, replay
 from .report import INTRO, OTHER_PLATFORMS, TITLE, render
@@ -62,9 +70,16 @@ SANDBOX_FOR = {FaultKind.DEADLINE_KILL: NO_RESERVE, FaultKind.LOG_FALLBACK: NO_S
 REJECTED_MARKER = '{"campaign_rejected"'
 # The SDK's last resort for events it can neither deliver nor spool.
 UNSENT_MARKER = '{"doow_unsent"'
+# The line the campaign function prints for any other delivery error the SDK reports.
+UNDELIVERED_MARKER = '{"campaign_undelivered"'
+REFUSED_CONNECTION = "Connection refused"
 _COUNTERS = ("accepted", "duplicates", "rejected", "batches", "requests", "connections")
 _PROGRESS_EVERY = 50
 _OUTPUT_SETTLE_S = 0.3
+# After a fault: how long the collector may take to end the requests it is still handling,
+# and the functions' output to arrive (a line printed during the flush can come just after).
+_SETTLE_S = 10.0
+_OUTPUT_GRACE_S = 0.5
 
 Output = Callable[[str], None]
 
@@ -129,8 +144,16 @@ class Endpoint:
             self.running.set_faults(json.loads(json.dumps(plan)))
 
     def steps_taken(self) -> int:
-        """How many requests have taken a step of the current plan's script."""
-        return int(self.running.faults()["position"])
+        """How many requests have taken a step of the current plan's script (0: stopped)."""
+        if self._collector is None:
+            return 0
+        return int(self._collector.faults()["position"])
+
+    def in_progress(self) -> int:
+        """Ingest requests the collector is handling now, a held hang aside (0: stopped)."""
+        if self._collector is None:
+            return 0
+        return int(self._collector.stats()["ingest_in_progress"])
 
     def stored(self) -> int:
         return int(self.running.stats()["events_stored"])
@@ -331,6 +354,8 @@ class LambdaCampaign:
         self._progress = progress
         self._faults = schedule(invocations, seed, self.timings)
         self._rng = random.Random(f"workload:{seed}")  # noqa: S311 - reproducible
+        self._retry_rng = random.Random(f"retries:{seed}")  # noqa: S311 - reproducible
+        self._retried_invocations = 0
         self._run_id = f"s{seed}-{secrets.token_hex(4)}"
         self.api_key = "dk_campaign_" + secrets.token_hex(16)
         self._ledger = Ledger()
@@ -339,6 +364,8 @@ class LambdaCampaign:
         self._lock = threading.Lock()
         self._number = 0
         self._unsent_lines = 0
+        self._refused_connections = 0
+        self._seen_until = NOTHING  # what was seen by the end of the last invocation
         self._notes: list[str] = []
         self._endpoint = Endpoint(
             workdir / "collector.sqlite3", self.api_key, self.timings.idle_timeout
@@ -369,6 +396,7 @@ class LambdaCampaign:
             }
             for fault in self._faults:
                 self._run_fault(fault)
+            self._retry_kinds_without_effect()
             self._last_invocations()
             for sandbox in self._sandboxes.values():
                 sandbox.reclaim()
@@ -390,6 +418,7 @@ class LambdaCampaign:
             command=self.command,
             seed=self.seed,
             scheduled_invocations=self.invocations,
+            retried_invocations=self._retried_invocations,
             timings=self.timings,
             balance=balance(self._ledger, store),
             replays=replays,
@@ -403,39 +432,88 @@ class LambdaCampaign:
         )
 
     def _environment(self, reserve_ms: int) -> dict[str, str]:
-        return {
+        environment = {
             "DOOW_TRACK_API_KEY": self.api_key,
             "DOOW_TRACK_ENDPOINT": self._endpoint.url,
             "DOOW_TRACK_FLUSH_TIMEOUT": str(self.timings.flush_timeout_ms),
             "DOOW_TRACK_FLUSH_RESERVE": str(reserve_ms),
         }
+        if reserve_ms == 0:
+            # No time kept back for log lines either, so the flush runs into the deadline.
+            environment["DOOW_TRACK_LOG_UNSENT"] = "0"
+        return environment
 
     def _run_fault(self, fault: Fault) -> None:
-        self._ledger.fault(fault.kind)
+        invocations = self._exercise(fault)
+        evidence = self._settle(fault.kind, invocations, self._endpoint.steps_taken())
+        effected = took_effect(fault.kind, evidence)
+        self._ledger.fault(fault.kind, effected=effected, description=_describe(fault, evidence))
+        retry_after = fault.extra.get("retry_after")
+        if retry_after is not None and effected:
+            # The SDK sends nothing more until this has passed: the next fault would find a
+            # client that does not send, and not take effect.
+            time.sleep(float(retry_after))
+
+    def _exercise(self, fault: Fault) -> list[Observed]:
         main = self._sandboxes[MAIN]
         if fault.kind is FaultKind.CONNECTION_REFUSED:
             self._endpoint.stop()
             try:
-                for _ in range(fault.span):
-                    self._invoke(main, fault)
+                return [self._invoke(main, fault) for _ in range(fault.span)]
             finally:
                 self._endpoint.start()
-            return
         self._endpoint.plan(fault.plan)
         if fault.kind is FaultKind.STALE_KEEPALIVE:
-            self._invoke(main, fault)  # opens the keep-alive connection
+            first = self._invoke(main, fault)  # opens the keep-alive connection
             try:
                 main.function.freeze()
             except RuntimeError as exc:
                 self._notes.append(f"invocation {self._number}: could not freeze: {exc}")
             time.sleep(float(fault.extra["pause"]))  # the collector closes the idle connection
-            self._invoke(main, fault)
-            return
+            return [first, self._invoke(main, fault)]
         sandbox = self._sandboxes[SANDBOX_FOR.get(fault.kind, MAIN)]
-        for _ in range(fault.span):
-            self._invoke(sandbox, fault)
+        invocations = [self._invoke(sandbox, fault) for _ in range(fault.span)]
         if fault.extra.get("reclaim"):
             sandbox.reclaim()  # killed while idle, as Lambda reclaims an environment
+        return invocations
+
+    def _settle(self, kind: FaultKind, invocations: list[Observed], steps_taken: int) -> Evidence:
+        """End the fault: release held requests, let the collector finish the others; what
+        was seen, the late answers and output included."""
+        self._endpoint.plan(None)
+        give_up = time.monotonic() + _SETTLE_S
+        while self._endpoint.in_progress() and time.monotonic() < give_up:
+            time.sleep(0.01)
+        if self._endpoint.in_progress():
+            self._notes.append(f"invocation {self._number}: the collector did not settle")
+        output_by = time.monotonic() + _OUTPUT_GRACE_S
+        while True:
+            evidence = Evidence(invocations, steps_taken, self._reading().since(self._seen_until))
+            if took_effect(kind, evidence) or time.monotonic() >= output_by:
+                return evidence
+            time.sleep(0.02)
+
+    def _reading(self) -> Reading:
+        counters = self._endpoint.counters()
+        with self._lock:
+            refused, unsent = self._refused_connections, self._unsent_lines
+        return Reading(
+            answers=Counter(counters["requests_by_status"]),
+            batches=int(counters.get("batches", 0)),
+            connections=int(counters.get("connections", 0)),
+            refused_connections=refused,
+            unsent_lines=unsent,
+        )
+
+    def _retry_kinds_without_effect(self) -> None:
+        """Run a new fault of each kind none of whose faults took effect, until one does."""
+        for kind in FaultKind:
+            for _ in range(RETRIES):
+                if self._ledger.effected[kind] or not self._ledger.faults[kind]:
+                    break
+                before = self._number
+                self._run_fault(make_fault(kind, self._retry_rng, self.timings))
+                self._retried_invocations += self._number - before
 
     def _last_invocations(self) -> None:
         """One healthy invocation per sandbox, so its last process sends what it holds."""
@@ -443,7 +521,8 @@ class LambdaCampaign:
         for sandbox in self._sandboxes.values():
             self._invoke(sandbox, Fault(FaultKind.HEALTHY, min_events=1), counted=False)
 
-    def _invoke(self, sandbox: Sandbox, fault: Fault, *, counted: bool = True) -> None:
+    def _invoke(self, sandbox: Sandbox, fault: Fault, *, counted: bool = True) -> Observed:
+        before = self._reading()
         self._number += 1
         number = self._number
         events = plan_events(
@@ -471,22 +550,23 @@ class LambdaCampaign:
         else:
             self._ledger.tracked(events)
         note = "; ".join(part for part in (fault.detail, _note(result, len(events))) if part)
-        self._ledger.invocation(
-            InvocationRecord(
-                number=number,
-                sandbox=sandbox.name,
-                kind=fault.kind,
-                ending=fault.ending,
-                status=result.status,
-                margin=result.margin,
-                duration=result.duration,
-                cold_start=result.cold_start,
-                killed=killed,
-                note=note,
-            )
+        record = InvocationRecord(
+            number=number,
+            sandbox=sandbox.name,
+            kind=fault.kind,
+            ending=fault.ending,
+            status=result.status,
+            margin=result.margin,
+            duration=result.duration,
+            cold_start=result.cold_start,
+            killed=killed,
+            note=note,
         )
+        self._ledger.invocation(record)
         if counted and self._progress is not None and number % _PROGRESS_EVERY == 0:
             self._progress(f"  {number}/{self.invocations} invocations")
+        self._seen_until = self._reading()
+        return Observed(record, self._seen_until.since(before))
 
     def _invoke_and_kill(
         self, sandbox: Sandbox, payload: dict[str, Any]
@@ -522,6 +602,9 @@ class LambdaCampaign:
         if UNSENT_MARKER in line:
             with self._lock:
                 self._unsent_lines += 1
+        if UNDELIVERED_MARKER in line and REFUSED_CONNECTION in line:
+            with self._lock:
+                self._refused_connections += 1
         index = line.find(REJECTED_MARKER)
         if index < 0:
             return
@@ -556,6 +639,20 @@ class LambdaCampaign:
                 )
                 break
         return runs, stored_by_replay
+
+
+def _describe(fault: Fault, evidence: Evidence) -> str:
+    """A fault that did not take effect, and what was seen instead."""
+    records = [item.record for item in evidence.invocations]
+    numbers = "-".join(dict.fromkeys(str(record.number) for record in (records[0], records[-1])))
+    statuses = ", ".join(record.status for record in records)
+    seen = evidence.seen
+    answers = ", ".join(f"{name} {count}" for name, count in sorted(seen.answers.items()))
+    detail = f"; {fault.detail}" if fault.detail else ""
+    return (
+        f"invocation {numbers} ({fault.kind.value}, {records[0].sandbox}): {statuses}{detail}; "
+        f"collector: {answers or 'no request'}, {evidence.steps_taken} plan step(s) taken"
+    )
 
 
 def _note(result: InvocationResult, tracked: int) -> str:
@@ -644,8 +741,12 @@ def summary_lines(result: CampaignResult) -> list[str]:
     balance = result.balance
     margin = "-" if balance.min_margin is None else f"{balance.min_margin * 1000:.0f} ms"
     replayed = str(result.replayed) if result.replays and result.replays[0].available else "n/a"
+    effected = sum(balance.effected_by_kind.values())
+    scheduled = sum(balance.faults_by_kind.values())
     return [
         f"seed {result.seed}: {balance.invocations} invocations in {result.wall_time:.1f} s",
+        f"faults: {effected} of {scheduled} took effect, every kind at least once: "
+        f"{'yes' if not balance.never_effected else 'no'}",
         f"tracked {balance.tracked}, stored {balance.stored}, rejected {balance.rejected}, "
         f"duplicates {balance.duplicates}, lost {balance.lost}, replayed {replayed}",
         f"missed deadlines {balance.missed_deadlines}, min margin {margin}, "
@@ -653,6 +754,7 @@ def summary_lines(result: CampaignResult) -> list[str]:
         *[f"  lost: {item}" for item in balance.lost_ids],
         *[f"  missed: {item}" for item in balance.missed],
         *[f"  failed: {item}" for item in balance.failed],
+        *[f"  no effect: {item}" for item in balance.not_effected],
         *[f"  note: {note}" for note in result.notes],
         "PASSED" if result.ok else "FAILED: " + "; ".join(result.problems),
     ]

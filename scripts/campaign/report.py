@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from .evidence import EFFECTS, RETRIES
 from .faults import FaultKind
 from .result import CampaignResult
 
 TITLE = "# Reliability: the fault campaign"
 
-INTRO = """\
+INTRO = f"""\
 doow-serverless promises that usage events are **never lost, never counted twice, and never
 the cause of a timeout**, whatever the ingest endpoint does. This page is the evidence: a
 campaign runs many invocations of a real function under the real platform runtime against a
@@ -32,18 +33,31 @@ How the campaign works (`scripts/campaign/`):
   SIGKILL while a request hangs; a handler that never returns, killed at its deadline with
   the events it tracked (the SDK's deadline watch spools them shortly before the deadline).
   Healthy invocations are mixed in.
+- A fault counts as exercised only when its effect was seen, not when it was scheduled: the
+  campaign reads the collector's own record of how it ended each request (the status it
+  answered, a hang, a reset; its fault plan's position) and the harness's (a process killed)
+  before and after every invocation, and again once the collector has settled; a refused
+  connection and the log fallback are seen in what the SDK reported. The faults table gives
+  both counts, and what was seen. A kind none of whose faults took effect is tried again
+  after the schedule, at most {RETRIES} times (a kill at the deadline races the SDK's own end of
+  the flush); the run fails when a kind it scheduled never took effect.
+  After a 429 with a `Retry-After` beyond the budget the campaign waits that long, as the SDK
+  sends nothing until then and the next fault would have nothing to act on.
 - Three simulated sandboxes each keep a spool directory across process restarts, and every
   line their processes print goes to a log file. `main` runs most faults; `no-reserve`
-  (`DOOW_TRACK_FLUSH_RESERVE=0`) only the kills at the deadline; `no-spool` has a spool it
-  cannot use and an endpoint answering 503, so what it cannot deliver it prints as
-  `doow_unsent` lines, and half the time it is then reclaimed while idle.
+  (`DOOW_TRACK_FLUSH_RESERVE=0`, and no `doow_unsent` lines, so no share of the budget is
+  kept for them: the flush runs right into the deadline) only the kills at the deadline;
+  `no-spool` has a spool it cannot use and an endpoint answering 503, so what it cannot
+  deliver it prints as `doow_unsent` lines, and half the time it is then reclaimed while
+  idle.
 - At the end, one healthy invocation per sandbox lets the last process send what it holds;
   the sandboxes are killed, as Lambda reclaims them, and `doow-serverless replay` runs over
   the spool directories and log files, twice: the second run must store nothing new.
 - The balance: *lost* = tracked − stored − rejected by the server, and must be 0. An event
-  counts as rejected when the collector stored a batch that carried it without storing it,
-  when the SDK reported it refused (the function prints the ids it is given in `on_error`),
-  or when its license is the one the collector refuses. *Duplicates* (stored ids the
+  counts as rejected only when the collector refused it in a 207 it sent: the collector
+  records each refusal in its store, with whether that 207 was the answer or a fault
+  replaced it. The SDK's own rejection reports (the function prints the ids `on_error` is
+  given) must name no event the collector did not refuse. *Duplicates* (stored ids the
   campaign never tracked, rows beyond one per id) must be 0, and every stored quantity must
   be the tracked one. An invocation meant to end in time that did not answer before its
   deadline is a *missed deadline*, and there must be none. The API key must appear nowhere:
@@ -109,8 +123,9 @@ def render_results(result: CampaignResult) -> str:
         "",
         f"- platform: {result.platform}",
         f"- seed: {result.seed}; invocations: {result.scheduled_invocations} scheduled "
-        f"+ {balance.invocations - result.scheduled_invocations} final healthy ones "
-        f"= {balance.invocations}",
+        f"+ {result.retried_invocations} in faults tried again "
+        f"+ {balance.invocations - result.scheduled_invocations - result.retried_invocations} "
+        f"final healthy ones = {balance.invocations}",
         f"- function timeout {timings.function_timeout:g} s, flush timeout "
         f"{timings.flush_timeout_ms} ms, flush reserve {timings.flush_reserve_ms} ms, "
         f"collector idle timeout {timings.idle_timeout:g} s",
@@ -120,7 +135,7 @@ def render_results(result: CampaignResult) -> str:
         "|---|---:|",
         f"| events tracked | {balance.tracked} |",
         f"| stored by the collector | {balance.stored} |",
-        f"| rejected by the server (207, or 413 for a single event) | {balance.rejected} |",
+        f"| rejected by the server (a 207 the collector sent) | {balance.rejected} |",
         f"| **duplicates** | **{balance.duplicates}** |",
         f"| **lost** | **{balance.lost}** |",
         f"| persisted or logged, then replayed | {_replayed(result)} |",
@@ -132,13 +147,14 @@ def render_results(result: CampaignResult) -> str:
         "",
         "### Faults",
         "",
-        "| fault | occurrences | invocations |",
-        "|---|---:|---:|",
+        "| fault | scheduled | took effect | invocations | the effect seen |",
+        "|---|---:|---:|---:|---|",
     ]
     for kind in FaultKind:
         lines.append(
             f"| {kind.value} | {balance.faults_by_kind.get(kind.value, 0)} "
-            f"| {balance.invocations_by_kind.get(kind.value, 0)} |"
+            f"| {balance.effected_by_kind.get(kind.value, 0)} "
+            f"| {balance.invocations_by_kind.get(kind.value, 0)} | {EFFECTS[kind].shows} |"
         )
     lines += ["", *_details(result), ""]
     return "\n".join(lines)
@@ -161,12 +177,11 @@ def _details(result: CampaignResult) -> list[str]:
         f"event(s) it already held; {balance.resent_batches} event copies arrived again in "
         "batches it stored.",
         f"- Rejected by the server: {balance.rejected}, of which {balance.rejected_confirmed} "
-        "seen refused in the collector's records or in the SDK's rejection report; any "
-        "others are under the license the collector refuses.",
+        "refused in a 207 the collector sent (its store's records; the others only in the "
+        "SDK's rejection reports, and the run fails on them).",
         f"- Invocations: {statuses}; {balance.cold_starts} cold start(s); "
-        f"{balance.deliberate_kills} of {balance.kills_scheduled} scheduled kills happened "
-        "mid-flush (the others found no request to kill: sending paused by an earlier "
-        "Retry-After, or the flush ended just before the deadline).",
+        f"{balance.deliberate_kills} of {balance.kills_scheduled} invocations meant to be "
+        "killed were killed.",
         f"- Collector: {collector.get('requests', 0)} ingest requests ({answers}); "
         f"{collector.get('connections', 0)} connections; "
         f"{collector.get('restarts', 0)} restart(s).",
@@ -184,6 +199,9 @@ def _details(result: CampaignResult) -> list[str]:
             lines.append(f"- Replay {index}: {fields} (exit {run.returncode}).")
         else:
             lines.append(f"- Replay {index}: not available (exit {run.returncode}).")
+    if balance.not_effected:
+        lines += ["", "Faults that did not take effect (first ones):", ""]
+        lines += [f"- {item}" for item in balance.not_effected]
     if balance.lost_ids:
         lines += ["", "Lost events (first ones):", ""]
         lines += [f"- {item}" for item in balance.lost_ids]

@@ -17,6 +17,7 @@ class CampaignResult:
     command: str  # what reproduces the run
     seed: int
     scheduled_invocations: int
+    retried_invocations: int  # of faults tried again, none of their kind having taken effect
     timings: Timings
     balance: Balance
     replays: list[ReplayRun]
@@ -38,8 +39,14 @@ class CampaignResult:
         """Why the campaign failed; empty when it passed."""
         found = []
         balance = self.balance
+        for kind in balance.never_effected:
+            scheduled = balance.faults_by_kind[kind]
+            found.append(f'"{kind}" never took effect ({scheduled} scheduled)')
         if balance.lost:
             found.append(f"{balance.lost} event(s) lost")
+        if balance.rejected != balance.rejected_confirmed:
+            unconfirmed = balance.rejected - balance.rejected_confirmed
+            found.append(f"{unconfirmed} event(s) reported rejected the collector never refused")
         if balance.duplicates:
             found.append(f"{balance.duplicates} duplicate(s)")
         if balance.altered:

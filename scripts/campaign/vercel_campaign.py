@@ -63,10 +63,10 @@ How it differs from the Lambda run (`scripts/campaign/vercel_campaign.py`):
   (`SIGSTOP`) for longer than the collector's idle timeout, then resumes it (`SIGCONT`) to
   serve the second one, as a Vercel instance is suspended between invocations.
 - **Kills**: "killed at the deadline" is the harness ending an instance whose flush (with
-  `DOOW_TRACK_FLUSH_RESERVE=0`) runs into the deadline; "SIGKILL while a request hangs"
-  kills the runtime process while its flush waits on the collector, after the response
-  was sent; a reclaimed sandbox is killed while idle. Each is followed by a new instance
-  in the same sandbox, then by the replays.
+  `DOOW_TRACK_FLUSH_RESERVE=0` and `DOOW_TRACK_LOG_UNSENT=0`) runs into the deadline;
+  "SIGKILL while a request hangs" kills the runtime process while its flush waits on the
+  collector, after the response was sent; a reclaimed sandbox is killed while idle. Each
+  is followed by a new instance in the same sandbox, then by the replays.
 - Every fault kind of the Lambda campaign applies. Not covered: the runtime's older Lambda
   mode (no IPC socket; the response is held until the flush, see
   [vercel.md](vercel.md)), and WSGI/ASGI apps, whose flush goes through the same

@@ -18,7 +18,10 @@ def run_and_check(
     balance = result.balance
     explained = "\n".join(summary_lines(result))
 
+    # Every kind of fault was scheduled, and seen to take effect (not merely scheduled).
     assert all(balance.faults_by_kind[kind.value] >= 1 for kind in FaultKind), explained
+    never = [kind.value for kind in FaultKind if balance.effected_by_kind[kind.value] == 0]
+    assert never == [], explained
     assert balance.tracked > 0
     assert balance.lost == 0, explained
     assert balance.duplicates == 0, explained
@@ -30,6 +33,8 @@ def run_and_check(
     assert result.leaks.occurrences == 0, explained
     assert balance.stored + balance.rejected == balance.tracked
     assert balance.rejected > 0  # the 207 faults did refuse events, and none counted as lost
+    # Every rejection is one the collector answered (its records), not an inference.
+    assert balance.rejected == balance.rejected_confirmed, explained
     assert balance.deliberate_kills > 0, explained  # processes really were killed mid-flush
     # New processes were started in the sandboxes after the kills, and adopted their spools.
     assert balance.cold_starts > 3, explained
@@ -47,4 +52,8 @@ def run_and_check(
     assert f"{platform.count_option} {count} --seed {seed}" in text
     assert f"- platform: {platform.name}\n" in text
     assert "| **lost** | **0** |" in text
+    for kind in FaultKind:  # scheduled, took effect, invocations, what was seen
+        scheduled = balance.faults_by_kind[kind.value]
+        effected = balance.effected_by_kind[kind.value]
+        assert f"| {kind.value} | {scheduled} | {effected} | " in text
     return result, text

@@ -20,10 +20,12 @@ def _ledger(count: int = 6) -> Ledger:
 
 
 def _store(ledger: Ledger, ids: list[str], refused: Sequence[str] = ()) -> StoreSnapshot:
+    """The collector's store holding ``ids``, having answered 207s refusing ``refused``."""
     quantities = {i: float(ledger.events[i].quantity) for i in ids if i in ledger.events}
     quantities.update({i: 1.0 for i in ids if i not in ledger.events})
-    received = Counter([*ids, *refused])
-    return StoreSnapshot(quantities=quantities, rows=len(quantities), received=received)
+    return StoreSnapshot(
+        quantities=quantities, rows=len(quantities), received=Counter(ids), refused=Counter(refused)
+    )
 
 
 def test_every_event_stored_balances() -> None:
@@ -42,22 +44,36 @@ def test_an_event_neither_stored_nor_refused_is_lost() -> None:
     assert not result.ok
 
 
-def test_refused_events_are_rejected_not_lost() -> None:
+def test_events_the_collector_refused_are_rejected_not_lost() -> None:
     ledger = _ledger()
     ids = list(ledger.events)
-    # the collector stored a batch carrying ids[0] without storing it; the SDK reported ids[1]
-    ledger.rejected_reported([ids[1]])
-    result = balance(ledger, _store(ledger, ids[2:], refused=[ids[0]]))
+    ledger.rejected_reported([ids[1]])  # the SDK reported it too
+    result = balance(ledger, _store(ledger, ids[2:], refused=ids[:2]))
     assert (result.rejected, result.rejected_confirmed, result.lost) == (2, 2, 0)
+    assert result.ok
 
 
-def test_an_event_under_the_refused_license_is_rejected() -> None:
+def test_a_rejection_only_the_sdk_reports_is_not_confirmed() -> None:
+    ledger = _ledger()
+    ids = list(ledger.events)
+    ledger.rejected_reported([ids[0]])
+    result = balance(ledger, _store(ledger, ids[1:]))
+    assert (result.rejected, result.rejected_confirmed, result.lost) == (1, 0, 0)
+    assert not result.ok
+
+
+def test_events_under_the_refused_license_are_lost_unless_the_collector_refused_them() -> None:
     ledger = Ledger()
     ledger.tracked(plan_events(random.Random(1), "run", 1, min_events=4, rejected_share=1.0))
+    assert len(ledger.events) == 28
     assert all(event.license_id == REJECTED_LICENSE for event in ledger.events.values())
-    result = balance(ledger, _store(ledger, []))
-    assert result.rejected == result.tracked
-    assert result.lost == 0
+    empty = balance(ledger, _store(ledger, []))
+    assert (empty.lost, empty.rejected) == (empty.tracked, 0)
+    assert not empty.ok
+
+    refused = balance(ledger, _store(ledger, [], refused=list(ledger.events)))
+    assert (refused.lost, refused.rejected, refused.rejected_confirmed) == (0, 28, 28)
+    assert refused.ok
 
 
 def test_an_event_stored_under_a_second_id_is_a_duplicate() -> None:

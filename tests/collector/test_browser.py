@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -24,10 +23,8 @@ def _chromium() -> str:
         "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
     )
     if found is None:
-        reason = "Chromium is not installed (apt-get install -y chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must run the browser tests")
-        pytest.skip(reason)
+        # Not allowed under `make test` (tests/skips.py): the run fails, saying so.
+        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
     return found
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -69,6 +70,23 @@ def test_after_store_proves_a_resend_is_deduplicated(collector: Collector) -> No
     assert (stats["events_stored"], stats["duplicates"]) == (2, 2)
 
 
+def test_a_refusal_whose_207_a_fault_replaced_is_recorded_as_unanswered(
+    collector: Collector,
+) -> None:
+    collector.set_faults({"script": [{"status": 503, "after_store": True}]})
+    invalid = event(kind="LATER")
+    document = batch([event(), invalid])
+    with client(collector) as session:
+        assert post(session, document).status_code == 503
+        assert post(session, document).status_code == 207
+    refusals = collector.refusals()
+    assert [(item["event_id"], item["answered"]) for item in refusals] == [
+        (invalid["event_id"], True),  # newest first: the resend's 207 said it
+        (invalid["event_id"], False),  # the 503 replaced the 207 that would have
+    ]
+    assert collector.stats()["events_stored"] == 1
+
+
 def test_a_reject_step_rejects_the_first_n_valid_events(collector: Collector) -> None:
     collector.set_faults({"script": [{"status": 207, "reject": 2}]})
     invalid = event(kind="LATER")
@@ -104,6 +122,40 @@ def test_hang_holds_the_answer_until_faults_are_cleared(collector: Collector) ->
     assert 0.5 <= elapsed < 3.0
     assert collector.stats()["requests_by_status"] == {"202": 1, "hang": 1}
     assert collector.stats()["events_stored"] == 1
+
+
+def test_requests_in_progress_count_a_delayed_answer_not_a_held_hang(
+    collector: Collector,
+) -> None:
+    collector.set_faults({"script": [{"action": "accept", "delay_ms": 1500}, {"action": "hang"}]})
+    answers: list[int] = []
+
+    def send() -> None:
+        with contextlib.suppress(httpx.HTTPError):  # the hang is dropped, unanswered
+            answers.append(post(collector, batch([event()])).status_code)
+
+    def seen() -> tuple[dict[str, int], int]:
+        stats = collector.stats()  # one snapshot: answers and requests in progress agree
+        return stats["requests_by_status"], stats["ingest_in_progress"]
+
+    def wait_for(condition: Any) -> None:
+        give_up = time.monotonic() + 10
+        while not condition() and time.monotonic() < give_up:
+            time.sleep(0.005)
+
+    senders = [threading.Thread(target=send) for _ in range(2)]
+    senders[0].start()
+    wait_for(lambda: collector.faults()["position"] == 1)
+    senders[1].start()
+    # Until the delayed request is answered, only the hang has been, and is not in progress.
+    wait_for(lambda: seen() != ({"hang": 1}, 2) and seen()[0] != {})
+    assert seen() == ({"hang": 1}, 1)
+    senders[0].join()
+    assert answers == [202]
+    assert collector.stats()["ingest_in_progress"] == 0
+    collector.clear_faults()
+    senders[1].join()
+    assert collector.stats()["ingest_in_progress"] == 0
 
 
 def test_hang_is_ended_by_stop(collector_factory: CollectorFactory) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from doow_serverless import DoowDeliveryError
+from doow_serverless import DoowDeliveryError, FlushResult
 from doow_serverless_dev.collector import Collector
 
 from .conftest import MakeTracker, track_many
@@ -66,25 +66,30 @@ def test_no_budget_sends_nothing_and_keeps_everything(
 def test_flush_waits_for_a_batch_another_thread_has_in_flight(
     collector: Collector, make_tracker: MakeTracker
 ) -> None:
-    collector.set_faults({"script": [{"action": "accept", "delay_ms": 700}]})
+    # The collector holds the first request 1.5 s before storing and answering it.
+    collector.set_faults({"script": [{"action": "accept", "delay_ms": 1500}]})
     tracker = make_tracker()
     track_many(tracker, 4)
-    first_done = threading.Event()
-
-    def first_flush() -> None:
-        tracker.flush(timeout=5)
-        first_done.set()
-
-    thread = threading.Thread(target=first_flush)
-    thread.start()
-    deadline = time.monotonic() + 5
-    while collector.stats()["http_requests"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    results: list[FlushResult] = []
+    first = threading.Thread(target=lambda: results.append(tracker.flush(timeout=5)))
+    first.start()
+    give_up = time.monotonic() + 5
+    while collector.faults()["position"] == 0 and time.monotonic() < give_up:
+        time.sleep(0.005)
+    # The first flush's request reached the collector, which holds it unanswered.
+    assert collector.faults()["position"] == 1
+    answered_before = collector.stats()["requests_by_status"]
     second = tracker.flush(timeout=5)
-    assert first_done.is_set() or second.pending == 0
-    assert second.pending == 0  # it returned only once the other thread's batch was delivered
-    thread.join()
-    assert collector.stats()["requests"] == 1
+    answered_after = collector.stats()["requests_by_status"]
+    first.join()
+    # The second flush began while the request was held, and returned once it was
+    # answered, having sent nothing of its own...
+    assert (answered_before, answered_after) == ({}, {"202": 1})
+    assert (second.delivered, second.pending) == (0, 0)
+    # ...for the first flush delivered the batch, in the collector's only request.
+    assert [(result.delivered, result.pending) for result in results] == [(4, 0)]
+    stats = collector.stats()
+    assert (stats["requests"], stats["batches"], stats["events_stored"]) == (1, 1, 4)
 
 
 def test_a_waiting_flush_still_returns_at_its_own_deadline(

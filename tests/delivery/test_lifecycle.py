@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from doow_serverless import DoowQueueFullError, DoowTracker
+from doow_serverless import DoowAuthError, DoowQueueFullError, DoowTracker
 from doow_serverless_dev.collector import Collector
 
 from .conftest import KEY, MakeTracker, Reported, track_many
@@ -117,8 +117,10 @@ def test_the_key_never_appears_in_logs_or_reported_errors(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     secret = "dk_live_SECRET_never_show_9f8e7d"
+    hint = "dk_…8e7d"  # what may be shown where the key would be: prefix and last four
+    echoed = {"status": 401, "message": f"unknown API key {secret}"}  # a server quoting it
     collector.set_faults(
-        {"script": [{"status": 503}, {"action": "reset"}, {"status": 400}, {"status": 401}]}
+        {"script": [{"status": 503}, {"action": "reset"}, {"status": 400}, echoed]}
     )
     with caplog.at_level(logging.DEBUG, logger="doow_serverless"):
         tracker = make_tracker(api_key=secret, retry_count=1, debug=True)
@@ -134,7 +136,11 @@ def test_the_key_never_appears_in_logs_or_reported_errors(
         + " ".join(f"{error!r} {error} {vars(error)}" for error in reported)
     )
     assert secret not in everything
-    assert "dk_…9f8e7d"[:5] in caplog.text or "…" in everything
+    [refused] = [error for error in reported if isinstance(error, DoowAuthError)]
+    said = f"the API key {hint} was refused (401): unknown API key {hint}; sending is stopped"
+    assert str(refused).startswith(said)
+    assert said in caplog.text
+    assert f"key={hint!r}" in repr(tracker)
 
 
 def test_httpx_does_not_log_the_sdk_own_requests_but_still_logs_the_users(

@@ -6,6 +6,7 @@ import gzip
 import json
 import math
 import uuid
+import zlib
 from typing import Any
 
 import pytest
@@ -255,6 +256,20 @@ def test_decode_body_caps_gzip_and_names_json_problems() -> None:
     with pytest.raises(WireError, match="truncated"):
         decode_body(gzip.compress(b'{"a": 1}')[:-8], "gzip")
     assert decode_body(gzip.compress(b'{"a": 1}'), "GZIP") == {"a": 1}
+
+
+def test_decode_body_inflates_nothing_past_its_limit() -> None:
+    limit = 100_000
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    valid = compressor.compress(bytes(limit + 50_000)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    corrupt = b"\xff" * 64  # an invalid deflate block, 50 kB past the limit
+    inflated: list[int] = []
+    with pytest.raises(WireError) as caught:
+        decode_body(valid + corrupt, "gzip", limit, on_inflated=inflated.append)
+    assert caught.value.status == 413  # inflating it all would have met the corruption: 400
+    assert inflated == [limit + 1]
+    with pytest.raises(zlib.error, match="invalid block type"):
+        zlib.decompress(valid + corrupt, wbits=31)
 
 
 @pytest.mark.parametrize(

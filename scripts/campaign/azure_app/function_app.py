@@ -13,6 +13,8 @@ Azure tells a function nothing about its time, so ``leave_ms`` is measured from 
 function was called, as the SDK measures its budget. ``campaign_sync`` runs on the
 worker's thread pool, ``campaign_async`` on its event loop. When the server refuses events
 for good, their ids are printed as one JSON line (``{"campaign_rejected": {...}}``).
+Any other delivery error is printed as ``{"campaign_undelivered": {"message": ...}}``: what
+the SDK met (a refused connection) is evidence the campaign reads.
 """
 
 # The tracking and the on_error report are the same, on purpose, in the three campaign
@@ -29,21 +31,32 @@ from typing import Any
 
 import azure.functions as func
 
-from doow_serverless import DoowError, DoowRejectedError, DoowTracker, with_azure_function
+from doow_serverless import (
+    DoowDeliveryError,
+    DoowError,
+    DoowRejectedError,
+    DoowTracker,
+    with_azure_function,
+)
 
 METRIC = "campaign_units"
 REJECTED_MARKER = "campaign_rejected"
+UNDELIVERED_MARKER = "campaign_undelivered"
 
 
 def _on_error(error: DoowError) -> None:
     if isinstance(error, DoowRejectedError):
-        document = {
+        document: dict[str, Any] = {
             REJECTED_MARKER: {
                 "status": error.status,
                 "event_ids": [rejection.event_id for rejection in error.rejections],
             }
         }
-        print(json.dumps(document), flush=True)
+    elif isinstance(error, DoowDeliveryError):  # what the SDK met: a refused connection...
+        document = {UNDELIVERED_MARKER: {"message": str(error)}}
+    else:
+        return
+    print(json.dumps(document), flush=True)
 
 
 tracker = DoowTracker(on_error=_on_error)

@@ -10,6 +10,8 @@ event says exactly what to track, so the campaign knows every event that exists:
 
 When the server refuses events for good, their ids are printed as one JSON line
 (``{"campaign_rejected": {...}}``), so the campaign can tell "rejected" from "lost".
+Any other delivery error is printed as ``{"campaign_undelivered": {"message": ...}}``: what
+the SDK met (a refused connection) is evidence the campaign reads.
 """
 
 # The tracking and the on_error report are the same, on purpose, in the three campaign
@@ -23,21 +25,32 @@ import json
 import time
 from typing import Any
 
-from doow_serverless import DoowError, DoowRejectedError, DoowTracker, with_lambda
+from doow_serverless import (
+    DoowDeliveryError,
+    DoowError,
+    DoowRejectedError,
+    DoowTracker,
+    with_lambda,
+)
 
 METRIC = "campaign_units"
 REJECTED_MARKER = "campaign_rejected"
+UNDELIVERED_MARKER = "campaign_undelivered"
 
 
 def _on_error(error: DoowError) -> None:
     if isinstance(error, DoowRejectedError):
-        document = {
+        document: dict[str, Any] = {
             REJECTED_MARKER: {
                 "status": error.status,
                 "event_ids": [rejection.event_id for rejection in error.rejections],
             }
         }
-        print(json.dumps(document), flush=True)
+    elif isinstance(error, DoowDeliveryError):  # what the SDK met: a refused connection...
+        document = {UNDELIVERED_MARKER: {"message": str(error)}}
+    else:
+        return
+    print(json.dumps(document), flush=True)
 
 
 tracker = DoowTracker(on_error=_on_error)

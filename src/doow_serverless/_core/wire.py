@@ -252,8 +252,18 @@ class WireError(Exception):
         self.message = message
 
 
-def decode_body(raw: bytes, content_encoding: str | None, max_bytes: int = MAX_BATCH_BYTES) -> Any:
-    """Decompress (capped at ``max_bytes``, so a gzip bomb costs nothing) and parse JSON."""
+def decode_body(
+    raw: bytes,
+    content_encoding: str | None,
+    max_bytes: int = MAX_BATCH_BYTES,
+    *,
+    on_inflated: Callable[[int], object] | None = None,
+) -> Any:
+    """Decompress (capped at ``max_bytes``, so a gzip bomb costs nothing) and parse JSON.
+
+    ``on_inflated`` is told how many bytes decompressing produced, before they are checked:
+    the collector counts them, so what a bomb costs is measured, not assumed.
+    """
     import zlib  # noqa: PLC0415 - server side only
 
     encoding = (content_encoding or "identity").strip().lower()
@@ -263,6 +273,8 @@ def decode_body(raw: bytes, content_encoding: str | None, max_bytes: int = MAX_B
             text = inflater.decompress(raw, max_bytes + 1)
         except zlib.error as exc:
             raise WireError(400, f"body is not valid gzip: {exc}") from None
+        if on_inflated is not None:
+            on_inflated(len(text))
         if len(text) > max_bytes or inflater.unconsumed_tail:
             raise WireError(413, f"decompressed body exceeds {max_bytes} bytes")
         if not inflater.eof:

@@ -174,6 +174,12 @@ class Collector:
             raise ValueError(f"limit must be from 1 to {MAX_EVENTS_LIMIT}")
         return self._running_state().store.events(metric, license_id, limit)
 
+    def refusals(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Events refused for good (207), newest first, with whether that 207 was sent."""
+        if not 1 <= limit <= MAX_EVENTS_LIMIT:
+            raise ValueError(f"limit must be from 1 to {MAX_EVENTS_LIMIT}")
+        return self._running_state().store.refusals(limit)
+
     def reset(self) -> None:
         """Forget stored events and zero the counters; the fault plan stays."""
         self._running_state().reset()

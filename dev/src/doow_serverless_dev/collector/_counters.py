@@ -12,6 +12,8 @@ class Counters:
         self._lock = threading.Lock()
         self._values: Counter[str] = Counter()
         self._statuses: Counter[str] = Counter()
+        # Not a counter: ingest requests being handled now (a held hang is not); kept by reset.
+        self._in_progress = 0
 
     def add(self, **amounts: int) -> None:
         with self._lock:
@@ -22,6 +24,14 @@ class Counters:
         with self._lock:
             self._values["requests"] += 1
             self._statuses[str(status)] += 1
+
+    def ingest_started(self) -> None:
+        with self._lock:
+            self._in_progress += 1
+
+    def ingest_ended(self) -> None:
+        with self._lock:
+            self._in_progress -= 1
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -35,9 +45,11 @@ class Counters:
                     "requests",
                     "http_requests",
                     "connections",
+                    "inflated_bytes",  # produced by decompressing gzip bodies
                 )
             }
             totals["requests_by_status"] = dict(sorted(self._statuses.items()))
+            totals["ingest_in_progress"] = self._in_progress
         return totals
 
     def reset(self) -> None:

@@ -12,6 +12,7 @@ import re
 import secrets
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable
 from http import HTTPStatus
@@ -253,10 +254,21 @@ class CollectorHandler(BaseHTTPRequestHandler):
     # -- ingest --------------------------------------------------------------------------
 
     def _ingest(self) -> None:
+        counters = self.server.state.counters
+        counters.ingest_started()
+        try:
+            held = self._answer_ingest()
+        finally:
+            counters.ingest_ended()
+        if held is not None:  # a hang step: no longer in progress, held until released
+            held.wait(MAX_HANG_S)
+
+    def _answer_ingest(self) -> threading.Event | None:
+        """Answer (or drop) the request; the event to wait on when a hang step holds it."""
         state = self.server.state
         raw = self._read_body(state.max_body_bytes, required=True)
         if raw is None:
-            return
+            return None
         planned, latency_s, release = state.faults.take()
         step = planned or ACCEPT
         if planned is not None:
@@ -264,34 +276,35 @@ class CollectorHandler(BaseHTTPRequestHandler):
         pause = latency_s + step.delay_s
         if pause > 0 and state.stopping.wait(pause):
             self._drop("stopped")
-            return
+            return None
         if step.kind == "hang" and not step.after_store:
             self._drop("hang")  # counted now, so a test can see the request is hanging
-            release.wait(MAX_HANG_S)
-            return
+            return release
         if not step.after_store:
             if step.kind == "reset":
                 self._reset()
-                return
+                return None
             if step.kind == "status":
                 self._send_fault(step, stored=False)
-                return
+                return None
         outcome = state.ingestor.process(
             self.headers.get("Authorization"),
             raw,
             self.headers.get("Content-Encoding"),
             step.reject,
+            answered=step.kind not in ("reset", "status", "hang"),  # those answer otherwise
         )
         self._note = f"{self._note} {outcome.note}".strip()
-        if step.kind == "hang":
+        if step.kind == "hang":  # stored, and the answer never comes
             self._drop("hang")
-            release.wait(MAX_HANG_S)
-        elif step.kind == "reset":
+            return release
+        if step.kind == "reset":
             self._reset()
         elif step.kind == "status":
             self._send_fault(step, stored=True)
         else:
             self._send_json(outcome.status, outcome.body)
+        return None
 
     def _send_fault(self, step: FaultStep, *, stored: bool) -> None:
         phrase = _phrase(step.status)

@@ -54,22 +54,29 @@ class Ingestor:
         raw: bytes,
         content_encoding: str | None,
         reject_first: int = 0,
+        *,
+        answered: bool = True,
     ) -> Outcome:
+        """The answer to one ingest request. ``answered`` is False when a fault plan sends
+        another answer than this one (after storing): its refusals are recorded as unsent."""
         problem = self._keys.problem(authorization)
         if problem is not None:
             return Outcome(401, error_body(401, problem), "auth")
         try:
-            batch = read_batch(decode_body(raw, content_encoding))
+            batch = read_batch(decode_body(raw, content_encoding, on_inflated=self._inflated))
         except WireError as exc:
             return Outcome(exc.status, error_body(exc.status, exc.message))
         except ValueError as exc:  # e.g. an integer literal longer than Python will parse
             return Outcome(400, error_body(400, f"malformed JSON: {_sanitize(exc)}"))
         # decode_body accepted it, so the encoding is gzip or identity
         gzipped = (content_encoding or "").strip().lower() == "gzip"
-        return self._store_batch(batch, raw, gzipped, reject_first)
+        return self._store_batch(batch, raw, gzipped, reject_first, answered)
+
+    def _inflated(self, size: int) -> None:
+        self._counters.add(inflated_bytes=size)
 
     def _store_batch(
-        self, batch: WireBatch, raw: bytes, gzipped: bool, reject_first: int
+        self, batch: WireBatch, raw: bytes, gzipped: bool, reject_first: int, answered: bool
     ) -> Outcome:
         batch_id = batch.batch_id or new_random_id()
         batch_seq = self._store.next_batch_seq()
@@ -108,6 +115,8 @@ class Ingestor:
             raw=raw,
             gzipped=gzipped,
             rows=rows,
+            refused=[(rejection["event_id"], rejection["reason"]) for rejection in rejections],
+            answered=answered,
         )
         for index, reason in result.failed:
             rejections.append({"event_id": rows[index][0], "reason": reason})

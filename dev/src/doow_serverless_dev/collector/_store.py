@@ -4,6 +4,10 @@ Built for ingest speed: one transaction per batch; each event row holds only the
 queries filter or show, and the batch's raw body is stored once, so attribution, metadata
 and measurements are read back from it (nothing is re-encoded per event). The summary per
 (metric, license) is brought up to date when it is read, from the rows inserted since.
+
+Every event the collector refused (a 207 rejection) is recorded in ``refusals``, in the
+batch's transaction, with whether that 207 was the answer sent: a fault plan can replace
+it after storing. So what the server refused can be told from what never reached it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from doow_serverless._core.wire import read_event
 # event_id, batch_seq, position in the batch, license_id, metric, quantity, unit, kind,
 # occurred_at, source_system
 Row = tuple[str, int, int, str, str, float, str | None, str, str, str]
+# An event refused for good: the id it claims (None when it has none), and why.
+Refusal = tuple[str | None, str]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -47,6 +53,15 @@ CREATE TABLE IF NOT EXISTS events (
     occurred_at TEXT NOT NULL,
     source_system TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS refusals (
+    seq INTEGER PRIMARY KEY,
+    batch_seq INTEGER NOT NULL,
+    batch_id TEXT NOT NULL,
+    event_id TEXT,
+    reason TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    answered INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS summary (
     metric TEXT NOT NULL,
     license_id TEXT NOT NULL,
@@ -60,6 +75,7 @@ INSERT INTO summarized SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM summarized);
 """
 
 _INSERT = "INSERT OR IGNORE INTO events VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_REFUSAL = "INSERT INTO refusals VALUES (NULL, ?, ?, ?, ?, ?, ?)"
 _SUMMARIZE = """
 INSERT INTO summary
 SELECT metric, license_id, COUNT(*), TOTAL(quantity), MAX(batches.received_at)
@@ -124,30 +140,52 @@ class EventStore:
         raw: bytes,
         gzipped: bool,
         rows: Sequence[Row],
+        refused: Sequence[Refusal] = (),
+        answered: bool = True,
     ) -> InsertResult:
-        """Store the batch's events in one transaction; already stored event ids are ignored."""
-        if not rows:
+        """Store the batch's events in one transaction; already stored event ids are ignored.
+
+        ``refused`` (and the rows SQLite cannot take) are recorded as refusals, ``answered``
+        saying whether the 207 naming them is the answer the client is sent.
+        """
+        if not rows and not refused:
             return InsertResult(0, [])
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                try:
-                    inserted = self._db.executemany(_INSERT, rows).rowcount
-                    failed: list[tuple[int, str]] = []
-                except (UnicodeEncodeError, OverflowError):
-                    self._db.execute("ROLLBACK")
-                    self._db.execute("BEGIN IMMEDIATE")
-                    inserted, failed = self._insert_one_by_one(rows)
+                inserted, failed = self._insert_rows(rows)
                 if inserted:
                     self._db.execute(
                         "INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
                         (batch_seq, batch_id, received_at, int(gzipped), raw),
                     )
+                refusals = [*refused, *((rows[index][0], why) for index, why in failed)]
+                self._db.executemany(
+                    _INSERT_REFUSAL,
+                    [
+                        (batch_seq, batch_id, event_id, why, received_at, int(answered))
+                        for event_id, why in refusals
+                    ],
+                )
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
         return InsertResult(inserted, failed)
+
+    def _insert_rows(self, rows: Sequence[Row]) -> tuple[int, list[tuple[int, str]]]:
+        """Insert ``rows`` inside the caller's transaction: how many were new, which failed."""
+        if not rows:
+            return 0, []
+        self._db.execute("SAVEPOINT event_rows")
+        try:
+            inserted: int = self._db.executemany(_INSERT, rows).rowcount
+        except (UnicodeEncodeError, OverflowError):
+            self._db.execute("ROLLBACK TO event_rows")
+            return self._insert_one_by_one(rows)
+        finally:
+            self._db.execute("RELEASE event_rows")
+        return inserted, []
 
     def _insert_one_by_one(self, rows: Sequence[Row]) -> tuple[int, list[tuple[int, str]]]:
         """The slow path for a batch holding a value SQLite cannot bind (rare, hostile input)."""
@@ -189,6 +227,25 @@ class EventStore:
             }
         return _event_dicts(fetched, bodies)
 
+    def refusals(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Events refused for good, newest first: which, why, and whether the 207 was sent."""
+        with self._lock:
+            fetched = self._db.execute(
+                "SELECT event_id, batch_id, reason, received_at, answered FROM refusals "
+                "ORDER BY seq DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [
+            {
+                "event_id": event_id,
+                "batch_id": batch_id,
+                "reason": reason,
+                "received_at": received_at,
+                "answered": bool(answered),
+            }
+            for event_id, batch_id, reason, received_at, answered in fetched
+        ]
+
     def summary(self) -> list[dict[str, Any]]:
         """Per (metric, license_id): events stored, total quantity, last received."""
         with self._lock:
@@ -218,7 +275,7 @@ class EventStore:
     def clear(self) -> None:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            for table in ("events", "batches", "summary"):
+            for table in ("events", "batches", "refusals", "summary"):
                 self._db.execute(f"DELETE FROM {table}")  # noqa: S608
             self._db.execute("UPDATE summarized SET up_to = 0")
             self._db.execute("COMMIT")
