@@ -124,6 +124,20 @@ def test_hang_holds_the_answer_until_faults_are_cleared(collector: Collector) ->
     assert collector.stats()["events_stored"] == 1
 
 
+def test_hang_after_store_stores_the_batch_and_never_answers(collector: Collector) -> None:
+    # The moment a client cannot tell apart from a lost request: the server has the batch.
+    collector.set_faults({"script": [{"action": "hang", "after_store": True}]})
+    timer = threading.Timer(0.5, collector.clear_faults)
+    timer.start()
+    sent = event()
+    with client(collector) as session:
+        with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+            post(session, batch([sent]))
+    timer.join()
+    assert [item["event_id"] for item in collector.events()] == [sent["event_id"]]
+    assert collector.stats()["requests_by_status"] == {"hang": 1}
+
+
 def test_requests_in_progress_count_a_delayed_answer_not_a_held_hang(
     collector: Collector,
 ) -> None:
@@ -269,7 +283,7 @@ BAD_PLANS: list[tuple[Any, str]] = [
     ({"script": [{"status": "503"}]}, "script[0].status must be an integer from 200 to 599"),
     ({"then": {"action": "explode"}}, "then.action must be 'hang', 'reset' or 'accept'"),
     ({"then": {"action": "hang", "status": 500}}, "then has both 'action' and 'status'"),
-    ({"then": {"action": "hang", "after_store": True}}, "then has unknown key 'after_store'"),
+    ({"then": {"action": "accept", "after_store": True}}, "then has unknown key 'after_store'"),
     ({"then": {"status": 500, "reject": 1}}, "then.reject needs status 207"),
     ({"then": {"status": 207, "reject": -1}}, "then.reject must be a non-negative integer"),
     ({"then": {"status": 500, "after_store": "yes"}}, "then.after_store must be true or false"),

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from doow_serverless.collector._store import EventStore, Row
+from doow_serverless_dev.collector._store import EventStore, Row
 
 
 @pytest.fixture
