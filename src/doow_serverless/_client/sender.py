@@ -328,6 +328,18 @@ class Sender:
 
     # -- sending nothing ----------------------------------------------------------------------
 
+    def keep(self, keep_until: Deadline | None = None) -> None:
+        """What a flush does before sending, without the sending: a line for each batch that
+        has none (write-ahead on), then the spool (until ``keep_until``)."""
+        self.open()
+        refused: list[Unencodable] = []
+        try:
+            self._carry_over.before_sending(self._outbox, refused, keep_until)
+        except Exception:
+            logger.exception("doow-serverless: could not keep the queued events")
+        if refused:
+            self.refused_locally(refused)
+
     def persist(self, why: str) -> None:
         """Keep everything queued or in flight (spool, log lines), sending nothing."""
         refused: list[Unencodable] = []

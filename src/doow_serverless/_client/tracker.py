@@ -502,6 +502,16 @@ class DoowTracker:
     # ------------------------------------------------------------------------------
     # Keeping events past the process (see _durability)
 
+    def keep(self) -> None:
+        """Make what is queued durable as a flush does before it sends, sending nothing.
+
+        On a serverless platform: a log line for every batch that has none (unless
+        ``log_ahead`` is off), then the spool. The platform wrappers call this before a
+        response goes back when the sending happens after it.
+        """
+        if self._enabled:
+            self._sender.keep(_keep_until())
+
     def persist(self, reason: str = "kept on request") -> None:
         """Write everything queued (and in flight in other threads) where it survives this
         process, sending nothing: the spool, and on serverless platforms a log line.

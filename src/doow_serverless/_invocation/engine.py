@@ -84,6 +84,15 @@ class Invocation:
         unwatch(self._guard)
         return True
 
+    def keep(self) -> None:
+        """Make the invocation's events durable now (lines, spool), sending nothing: for
+        wrappers that send after the response, so no kill in between loses them."""
+        try:
+            with self.entered():
+                self._engine.tracker.keep()
+        except Exception:
+            logger.exception("doow-serverless: could not keep the invocation's events")
+
     def finish(self) -> FlushResult | None:
         """Disarm the watch and flush within the budget, in this thread; never raises."""
         if not self._closing():
@@ -99,6 +108,9 @@ class Invocation:
         the event loop keeps serving other requests or invocations meanwhile."""
         if not self._closing():
             return None
+        # Kept here, on the loop, before the flush moves to a thread: a kill while the
+        # thread is being found would otherwise find the events in memory only.
+        self.keep()
         budget = self.budget()
         result = await flush_off_loop(self._engine.tracker, budget, self.scope)
         self._engine.check_reserve(result, budget)
