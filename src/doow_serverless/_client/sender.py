@@ -340,6 +340,14 @@ class Sender:
         if refused:
             self.refused_locally(refused)
 
+    def deliver_by_log(self) -> int:
+        """Logs-only delivery (see ``CarryOver.deliver_by_log``); the events given up."""
+        refused: list[Unencodable] = []
+        given_up = self._carry_over.deliver_by_log(self._outbox, refused)
+        if refused:
+            self.refused_locally(refused)
+        return given_up
+
     def persist(self, why: str) -> None:
         """Keep everything queued or in flight (spool, log lines), sending nothing."""
         refused: list[Unencodable] = []

@@ -44,6 +44,7 @@ logger = logging.getLogger(LOGGER_NAME)
 WRITE_AHEAD = "write-ahead"
 ADOPTED = "adopted from a process that died here"
 IN_FLIGHT = "in flight when an invocation neared its deadline"
+LOGS_ONLY = "logs-only delivery"
 
 
 class CarryOver:
@@ -245,6 +246,23 @@ class CarryOver:
                     lost += len(batch)
         self.acknowledge()
         return kept, lost
+
+    def deliver_by_log(self, outbox: Outbox, refused: list[Unencodable]) -> int:
+        """Logs-only delivery: a line for every queued batch that has none, then each is
+        given up here, the log being its way to Doow (a forwarder sends it). The events
+        given up; those that could not be written stay queued."""
+        given_up = 0
+        with self._logging:
+            for batch in self._waiting(outbox, refused, None, _unlogged):
+                self._write_line(batch, LOGS_ONLY)
+            for batch in outbox.claim_all(self._config.attribution, refused):
+                if batch.logged:
+                    self.settled(batch)  # no spool file or acknowledgement is owed for it
+                    outbox.hand_over(batch, persisted=True)
+                    given_up += len(batch)
+                else:
+                    outbox.release(batch)
+        return given_up
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -53,6 +53,10 @@ class InvocationResult:
     cold_start: bool
     duration: float | None  # seconds from hand-out to answer
     margin: float | None  # seconds from answer to deadline (negative: after it)
+    # Seconds from hand-out until the invocation was complete: answered, and released by
+    # every extension registered for INVOKE (what Lambda bills). None: never complete (the
+    # environment was killed at the deadline, after the answer if there was one).
+    completed: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -247,6 +251,7 @@ class LocalFunction:
         answer_type = invocation.error_type
         if outcome == "error" and answer_type is None:
             answer_type = _error_type(invocation.body)
+        completed = self._await_completion(env, invocation, deadline)
         return InvocationResult(
             request_id=invocation.request_id,
             status="success" if outcome == "response" else "error",
@@ -255,7 +260,28 @@ class LocalFunction:
             cold_start=cold,
             duration=answered - invocation.dispatched_monotonic,
             margin=deadline - answered,
+            completed=completed,
         )
+
+    def _await_completion(
+        self, env: _Environment, invocation: Invocation, deadline: float
+    ) -> float | None:
+        """Wait until the extensions have released the invocation too, as Lambda does
+        before it freezes the environment or hands out the next invocation; at the
+        deadline, kill the environment as Lambda would. Seconds from hand-out, or None."""
+        server = env.server
+        with server.changed:
+            server.changed.wait_for(
+                lambda: invocation.complete or env.exited.is_set(),
+                timeout=max(deadline - time.monotonic(), 0.0),
+            )
+            completed = invocation.completed_monotonic
+        assert invocation.dispatched_monotonic is not None
+        if completed is None:
+            self.kills += 1
+            self._discard(env)
+            return None
+        return completed - invocation.dispatched_monotonic
 
     # -- freezing ---------------------------------------------------------------------
 
@@ -292,7 +318,7 @@ class LocalFunction:
                 self._start()
 
     def _start(self) -> _Environment:
-        server = RuntimeAPIServer().start()
+        server = RuntimeAPIServer(function_name=self.function_name, handler=self.handler).start()
         try:
             process = subprocess.Popen(
                 [self.python, "-m", "awslambdaric", self.handler],
