@@ -84,18 +84,36 @@ class CarryOver:
         except Exception as exc:  # SpoolUnavailable, or a failure no one foresaw
             self._spool = None
             return str(exc)
-        if found:
-            batches = self._each_event_once(found, spool)
-            outbox.adopt(batches)
-            logger.info(
-                "doow-serverless: %d event(s) left unsent by an earlier process are sent first",
-                sum(len(batch) for batch in batches),
-            )
-            if log_adopted and self._log:
-                with self._logging:
-                    for batch in batches:
-                        self._write_line(batch, ADOPTED)
+        self._take_over(found, spool, outbox, log_adopted=log_adopted)
         return None
+
+    def adopt_orphans(self, outbox: Outbox, *, log_adopted: bool) -> None:
+        """Queue (first) what processes that died since left in the spool."""
+        spool = self._spool
+        if spool is None or not self._opened:
+            return
+        try:
+            found = spool.adopt()
+        except Exception:
+            logger.exception("doow-serverless: could not look for a dead process's batches")
+            return
+        self._take_over(found, spool, outbox, log_adopted=log_adopted)
+
+    def _take_over(
+        self, found: list[SpooledBatch], spool: Spool, outbox: Outbox, *, log_adopted: bool
+    ) -> None:
+        if not found:
+            return
+        batches = self._each_event_once(found, spool)
+        outbox.adopt(batches)
+        logger.info(
+            "doow-serverless: %d event(s) left unsent by a process that died are sent first",
+            sum(len(batch) for batch in batches),
+        )
+        if log_adopted and self._log:
+            with self._logging:
+                for batch in batches:
+                    self._write_line(batch, ADOPTED)
 
     # -- a flush ----------------------------------------------------------------------------
 

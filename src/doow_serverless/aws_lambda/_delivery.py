@@ -35,6 +35,15 @@ _lock = threading.Lock()
 _MISSING = object()
 _extension: object = _MISSING  # AfterResponse, or None once registration failed
 _backgrounds: dict[int, Background] = {}
+_warned: set[str] = set()  # each fallback is announced once per process
+
+
+def _warn_once(message: str) -> None:
+    with _lock:
+        if message in _warned:
+            return
+        _warned.add(message)
+    logger.warning(message)
 
 
 def ending_for(
@@ -47,14 +56,14 @@ def ending_for(
     if delivery == "logs":
         return _by_log
     if delivery == "after-response" and managed:
-        logger.warning(
+        _warn_once(
             "doow-serverless: delivery after the response needs an extension registered for "
             "INVOKE, which Lambda Managed Instances refuse; delivering in the background"
         )
         delivery = "background"
     if delivery == "background":
         if not managed:
-            logger.warning(
+            _warn_once(
                 "doow-serverless: background delivery needs an environment that is never "
                 "frozen (Lambda Managed Instances); flushing before each response instead"
             )

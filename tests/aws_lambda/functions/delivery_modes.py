@@ -5,6 +5,8 @@ The mode comes from ``DOOW_TRACK_DELIVERY``, as an operator would set it without
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -30,7 +32,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     _track(event)
     if event.get("raise"):
         raise PaymentDeclined("card declined")
-    return {"tracked": int(event.get("count", 1))}
+    time.sleep(event.get("sleep_ms", 0) / 1000)
+    return {
+        "tracked": int(event.get("count", 1)),
+        "pid": os.getpid(),
+        "remaining_ms": context.get_remaining_time_in_millis(),
+    }
 
 
 @with_lambda(tracker)

@@ -6,6 +6,12 @@ it between invocations (warm starts), kills it when an invocation passes its dea
 (the runtime client does not enforce the deadline itself) and starts a fresh one for the
 next invocation. ``freeze()``/``thaw()`` stop and continue the process between
 invocations, as Lambda freezes an idle execution environment.
+
+With ``concurrency=N`` it is a Lambda Managed Instances environment instead: the runtime
+client forks N workers (``AWS_LAMBDA_MAX_CONCURRENCY``) that poll the same Runtime API
+at once, several invocations run at the same time (``invoke`` may be called from several
+threads), nothing is frozen, a deadline kills nothing, and ``stop()`` sends SIGTERM first,
+as the environment's shutdown does.
 """
 
 from __future__ import annotations
@@ -30,6 +36,10 @@ from ._runtime_api import Invocation, RuntimeAPIServer
 
 # Lambda's limit on the init phase of an on-demand function.
 DEFAULT_INIT_TIMEOUT_S = 10.0
+# Managed Instances do not kill at the deadline: an answer is awaited this long past it.
+MANAGED_LATE_S = 5.0
+# What a Managed Instances environment gives its processes between SIGTERM and SIGKILL.
+SHUTDOWN_GRACE_S = 2.0
 DEFAULT_TIMEOUT_S = 3.0
 DEFAULT_MEMORY_MB = 128
 
@@ -94,9 +104,20 @@ class _Environment:
                 os.kill(self.process.pid, signum)
 
     def kill(self) -> None:
-        self.signal(signal.SIGKILL)
+        # The whole process group: with Managed Instances, the runtime client's workers too.
+        if not self.exited.is_set():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
         self.exited.wait(10.0)
         self.server.stop()
+
+    def terminate(self, grace: float) -> None:
+        """SIGTERM to every process, as a shutdown does; SIGKILL after ``grace``."""
+        if not self.exited.is_set():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+        self.exited.wait(grace)
+        self.kill()
 
 
 class LocalFunction:
@@ -120,9 +141,14 @@ class LocalFunction:
         region: str = "us-east-1",
         init_timeout: float = DEFAULT_INIT_TIMEOUT_S,
         on_output: Callable[[str], object] | None = None,
+        concurrency: int | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be greater than 0 seconds")
+        if concurrency is not None and concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        # Lambda Managed Instances: this many workers, several invocations at once.
+        self.concurrency = concurrency
         self.handler = handler
         self.code_dir = Path(code_dir).resolve()
         self.timeout = float(timeout)
@@ -149,6 +175,29 @@ class LocalFunction:
         env = self._env
         return None if env is None or env.exited.is_set() else env.process.pid
 
+    @property
+    def managed(self) -> bool:
+        return self.concurrency is not None
+
+    def worker_pids(self) -> list[int]:
+        """With Managed Instances, the runtime client's live worker processes (its
+        children; a killed worker the parent has not reaped yet is not one)."""
+        parent = self.pid
+        if parent is None:
+            return []
+        workers = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", encoding="utf-8") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent and fields[0] != "Z":
+                workers.append(int(entry))
+        return sorted(workers)
+
     # -- invoking ---------------------------------------------------------------------
 
     def invoke(
@@ -170,6 +219,15 @@ class LocalFunction:
             request_id=request_id or str(uuid.uuid4()),
             function_arn=self.function_arn,
         )
+        if self.managed:
+            with self._lock:
+                cold = self._env is None
+                env = self._env or self._start()
+                env.server.enqueue(invocation)
+            if not self._await_dispatch(env, invocation):
+                with self._lock:
+                    return self._init_failed(env, invocation, cold)
+            return self._await_answer(env, invocation, cold)
         with self._lock:
             cold = self._env is None
             env = self._env or self._start()
@@ -220,14 +278,29 @@ class LocalFunction:
         deadline = invocation.deadline_monotonic
         assert deadline is not None
         assert invocation.dispatched_monotonic is not None
+        # Managed Instances kill nothing at the deadline: a late answer is still awaited.
+        late = MANAGED_LATE_S if self.managed else 0.0
         with server.changed:
             server.changed.wait_for(
                 lambda: invocation.closed or env.exited.is_set(),
-                timeout=max(deadline - time.monotonic(), 0.0),
+                timeout=max(deadline + late - time.monotonic(), 0.0),
             )
             # Closed under the lock: an answer that arrives from now on is refused.
             invocation.closed = True
             outcome = invocation.outcome
+        if outcome is None and self.managed and not env.exited.is_set():
+            # Its worker died, or the handler never returned: the environment goes on.
+            return InvocationResult(
+                request_id=invocation.request_id,
+                status="crashed",
+                body=json.dumps(
+                    {"errorMessage": "no answer", "errorType": "Runtime.WorkerExited"}
+                ).encode(),
+                error_type="Runtime.WorkerExited",
+                cold_start=cold,
+                duration=time.monotonic() - invocation.dispatched_monotonic,
+                margin=None,
+            )
         if outcome is None:
             if env.exited.is_set():
                 status, error_type = "crashed", "Runtime.ExitError"
@@ -251,7 +324,11 @@ class LocalFunction:
         answer_type = invocation.error_type
         if outcome == "error" and answer_type is None:
             answer_type = _error_type(invocation.body)
-        completed = self._await_completion(env, invocation, deadline)
+        completed = (
+            answered - invocation.dispatched_monotonic
+            if self.managed  # no extension may hold an invocation there
+            else self._await_completion(env, invocation, deadline)
+        )
         return InvocationResult(
             request_id=invocation.request_id,
             status="success" if outcome == "response" else "error",
@@ -287,6 +364,8 @@ class LocalFunction:
 
     def freeze(self, wait: float = 10.0) -> None:
         """Stop the process once it is idle in ``/invocation/next``, as Lambda freezes it."""
+        if self.managed:
+            raise RuntimeError("a Managed Instances environment is never frozen")
         with self._lock:
             env = self._env
             if env is None or env.frozen:
@@ -318,7 +397,9 @@ class LocalFunction:
                 self._start()
 
     def _start(self) -> _Environment:
-        server = RuntimeAPIServer(function_name=self.function_name, handler=self.handler).start()
+        server = RuntimeAPIServer(
+            function_name=self.function_name, handler=self.handler, managed=self.managed
+        ).start()
         try:
             process = subprocess.Popen(
                 [self.python, "-m", "awslambdaric", self.handler],
@@ -356,6 +437,9 @@ class LocalFunction:
             }
         )
         env.update(self.environment)
+        if self.concurrency is not None:
+            env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(self.concurrency)
+            env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "lambda-managed-instances"
         env.update(
             {
                 "AWS_LAMBDA_RUNTIME_API": runtime_api,
@@ -371,11 +455,17 @@ class LocalFunction:
         if self._env is env:
             self._env = None
 
-    def stop(self) -> None:
-        """End the execution environment (the next invocation is a cold start)."""
+    def stop(self, grace: float = SHUTDOWN_GRACE_S) -> None:
+        """End the execution environment (the next invocation is a cold start). With
+        Managed Instances, SIGTERM first, then SIGKILL after ``grace``, as its shutdown."""
         with self._lock:
-            if self._env is not None:
-                self._discard(self._env)
+            env, self._env = self._env, None
+        if env is None:
+            return
+        if self.managed:
+            env.terminate(grace)
+        else:
+            env.kill()
 
     def __enter__(self) -> LocalFunction:
         return self

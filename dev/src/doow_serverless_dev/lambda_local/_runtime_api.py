@@ -88,7 +88,12 @@ class RuntimeAPIServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(
-        self, host: str = "127.0.0.1", *, function_name: str = "local", handler: str = ""
+        self,
+        host: str = "127.0.0.1",
+        *,
+        function_name: str = "local",
+        handler: str = "",
+        managed: bool = False,
     ) -> None:
         super().__init__((host, 0), _Handler)
         self.changed = threading.Condition()
@@ -101,6 +106,8 @@ class RuntimeAPIServer(ThreadingHTTPServer):
         self.function_name = function_name
         self.handler = handler
         self.extensions: dict[str, Extension] = {}
+        # Lambda Managed Instances: invocations at once, no extension may take INVOKE.
+        self.managed = managed
         self.registration_open = True
         self._last: Invocation | None = None  # the last invocation handed out
 
@@ -203,7 +210,7 @@ class RuntimeAPIServer(ThreadingHTTPServer):
         handed out last, if any, is complete."""
         if not all(extension.ready for extension in self.extensions.values()):
             return False
-        return self._last is None or self._last.complete
+        return self.managed or self._last is None or self._last.complete
 
     def _complete_if_released(self, invocation: Invocation) -> None:
         if (
@@ -224,10 +231,12 @@ class RuntimeAPIServer(ThreadingHTTPServer):
                     "errorMessage": "Extension registration closed already",
                 }
             unknown = [event for event in events if event not in ("INVOKE", "SHUTDOWN")]
-            if unknown or "SHUTDOWN" in events:
+            if unknown or "SHUTDOWN" in events or (self.managed and events):
                 return 403, {
                     "errorType": "Extension.InvalidEventType",
-                    "errorMessage": "an internal extension may register for INVOKE only",
+                    "errorMessage": "No events allowed for internal extensions"
+                    if self.managed
+                    else "an internal extension may register for INVOKE only",
                 }
             identifier = str(uuid.uuid4())
             self.extensions[identifier] = Extension(identifier, name, list(events))
