@@ -440,6 +440,7 @@ class LocalFunction:
         if self.concurrency is not None:
             env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(self.concurrency)
             env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "lambda-managed-instances"
+            env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"  # the only log format there
         env.update(
             {
                 "AWS_LAMBDA_RUNTIME_API": runtime_api,
