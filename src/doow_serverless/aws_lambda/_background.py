@@ -44,9 +44,11 @@ class Background:
         self._tracker = tracker
         self._wake = threading.Event()
         self._stopped = threading.Event()
+        # First: a thread inherits the signal mask of the one that starts it, so SIGTERM must
+        # be blocked before the sender thread exists, or the kernel may deliver it there.
+        on_sigterm(self.stop)
         self._thread = threading.Thread(target=self._run, name="doow-background", daemon=True)
         self._thread.start()
-        on_sigterm(self.stop)
 
     def hand_over(self, invocation: Invocation) -> None:
         """The handler returned: keep its events now; they are sent from this thread."""

@@ -104,20 +104,43 @@ class _Environment:
                 os.kill(self.process.pid, signum)
 
     def kill(self) -> None:
-        # The whole process group: with Managed Instances, the runtime client's workers too.
-        if not self.exited.is_set():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+        # The whole process group: with Managed Instances, the runtime client's workers
+        # too, which outlive their parent when it dies first.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.exited.wait(10.0)
         self.server.stop()
 
     def terminate(self, grace: float) -> None:
-        """SIGTERM to every process, as a shutdown does; SIGKILL after ``grace``."""
-        if not self.exited.is_set():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-        self.exited.wait(grace)
+        """SIGTERM to every process, as a shutdown does; SIGKILL to what is left of them
+        after ``grace``."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        give_up = time.monotonic() + grace
+        while _group_members(self.process.pid) and time.monotonic() < give_up:
+            time.sleep(0.01)
         self.kill()
+
+
+def _group_members(group: int) -> list[int]:
+    """The live (not zombie) processes of a process group."""
+    members = []
+    for entry in os.listdir("/proc"):
+        fields = _stat_fields(entry)
+        if fields is not None and int(fields[2]) == group and fields[0] != "Z":
+            members.append(int(entry))
+    return members
+
+
+def _stat_fields(pid: str) -> list[str] | None:
+    """``/proc/PID/stat`` from the state on (state, ppid, pgrp, ...), or None."""
+    if not pid.isdigit():
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            return stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
 
 
 class LocalFunction:
@@ -187,14 +210,8 @@ class LocalFunction:
             return []
         workers = []
         for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat", encoding="utf-8") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == parent and fields[0] != "Z":
+            fields = _stat_fields(entry)
+            if fields is not None and int(fields[1]) == parent and fields[0] != "Z":
                 workers.append(int(entry))
         return sorted(workers)
 
