@@ -13,8 +13,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -28,6 +26,8 @@ from doow_serverless._core.wire import event_id_from_seed
 from doow_serverless_dev.collector import Collector
 from doow_serverless_dev.lambda_local import InvocationResult, LocalFunction
 
+from ..polling import wait_for
+from ..replaying import replay_log
 from .conftest import FUNCTIONS_DIR, TEST_KEY, MakeFunction
 
 pytestmark = pytest.mark.timeout(120)
@@ -55,15 +55,6 @@ def invoke_many(function: LocalFunction, times: int, **event: Any) -> list[Invoc
 
 def stored(collector: Collector) -> Counter[str]:
     return Counter(event["event_id"] for event in collector.events(limit=1000))
-
-
-def wait_for(condition: Any, timeout: float = 15.0) -> bool:
-    give_up = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > give_up:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_concurrent_invocations_across_the_workers_store_every_event_once(
@@ -158,18 +149,7 @@ def test_sigterm_with_events_in_flight_loses_nothing(
         log.write_text("".join(line + "\n" for line in function.output))
     shutil.rmtree(tmp_path / "tmp")  # the environment, and its /tmp, are gone
     lambda_collector.clear_faults()
-    completed = subprocess.run(
-        [sys.executable, "-m", "doow_serverless", "replay", "--log", str(log)],
-        env={
-            **os.environ,
-            "DOOW_TRACK_API_KEY": TEST_KEY,
-            "DOOW_TRACK_ENDPOINT": lambda_collector.url,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    completed = replay_log(lambda_collector, log, TEST_KEY)
     assert completed.returncode == 0, completed.stderr
     assert lambda_collector.stats()["events_stored"] == 24
     assert set(stored(lambda_collector).values()) == {1}

@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +25,9 @@ from doow_serverless_dev.azure_local import (
 )
 from doow_serverless_dev.collector import Collector
 
-from .conftest import APPS, MakeApp
+from ..polling import wait_for
+from ..replaying import export, replay_log
+from .conftest import APPS, TEST_KEY, MakeApp
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -271,3 +274,24 @@ def test_the_example_app_serves_every_function(
     # hello 1, orders 2, housekeeping 1, jobs 1: the redelivered message counts once.
     assert stats["events_stored"] == 5
     assert stats["duplicates"] == 1
+
+
+@pytest.mark.parametrize("route", ["sync_hello", "async_hello"])
+def test_logs_only_delivery_sends_nothing_and_its_lines_replay_each_event_once(
+    make_app: MakeApp, azure_collector: Collector, route: str, tmp_path: Path
+) -> None:
+    app = make_app(environment={"DOOW_TRACK_DELIVERY": "logs"})
+    results = [app.invoke(route, hello(route, events=2)) for _ in range(3)]
+
+    assert [r.status for r in results] == ["success"] * 3, [r.error for r in results]
+    assert azure_collector.stats()["requests"] == 0
+
+    def lines() -> list[str]:
+        return [line for line in app.output if '"doow_unsent"' in line]
+
+    assert wait_for(lambda: len(lines()) == 3), lines()
+    assert all('"logs-only delivery"' in line for line in lines())
+    completed = replay_log(azure_collector, export(lines(), tmp_path / "hub.log"), TEST_KEY)
+    assert completed.returncode == 0, completed.stderr
+    expected = {event_id_from_seed(f"{r.invocation_id}:{n}") for r in results for n in (0, 1)}
+    assert set(stored_ids(azure_collector)) == expected

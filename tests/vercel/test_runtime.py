@@ -22,6 +22,8 @@ import pytest
 from doow_serverless_dev.collector import Collector
 from doow_serverless_dev.vercel_local import VercelResponse
 
+from ..polling import wait_for
+from ..replaying import export, replay_log
 from .conftest import EXAMPLE_DIR, FUNCTIONS_DIR, KINDS, TEST_KEY, MakeFunction
 
 pytestmark = pytest.mark.timeout(90)
@@ -327,3 +329,24 @@ def test_in_the_runtimes_lambda_mode_events_are_stored_before_lambda_gets_the_an
 
     assert [line["status"] for line in lines] == [200, 200]
     assert [line["stored_on_return"] for line in lines] == [2, 4]
+
+
+@pytest.mark.parametrize("kind", KIND_NAMES)
+def test_logs_only_delivery_sends_nothing_and_its_lines_replay_each_event_once(
+    kind: str, make_function: MakeFunction, vercel_collector: Collector, tmp_path: Path
+) -> None:
+    function = make_function(KINDS[kind][0], environment={"DOOW_TRACK_DELIVERY": "logs"})
+    responses = [function.request("GET", path_for(kind, events=2)) for _ in range(3)]
+
+    assert all(response.ok for response in responses), [r.error for r in responses]
+    assert vercel_collector.stats()["requests"] == 0
+
+    def lines() -> list[str]:
+        return [line for line in function.log_text().splitlines() if '"doow_unsent"' in line]
+
+    assert wait_for(lambda: len(lines()) == 3), lines()
+    assert all('"logs-only delivery"' in line for line in lines())
+    completed = replay_log(vercel_collector, export(lines(), tmp_path / "drain.log"), TEST_KEY)
+    assert completed.returncode == 0, completed.stderr
+    assert vercel_collector.stats()["events_stored"] == 6
+    assert set(stored_ids(vercel_collector).values()) == {1}

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, ParamSpec, Protocol, TypeVar, overload
 
 from .._core import constants as C
 from .._core.config import UNSET, Maybe, TrackerConfig, key_hint, redact, resolve_config
+from .._core.constants import Delivery
 from .._core.deadline import Deadline
 from .._core.errors import (
     DoowConfigError,
@@ -417,6 +418,7 @@ class DoowTracker:
         flush_timeout: float | None = None,
         reserve: float | None = None,
         idempotency: Idempotency = "invocation",
+        delivery: Delivery | None = None,
     ) -> Decorator: ...
 
     def with_lambda(self, handler: Any = None, /, **options: Any) -> Any:
@@ -436,6 +438,7 @@ class DoowTracker:
         reserve: float | None = None,
         max_duration: float | None = None,
         idempotency: Idempotency = "invocation",
+        delivery: Delivery | None = None,
     ) -> Callable[[T], T]: ...
 
     def with_vercel(self, target: Any = None, /, **options: Any) -> Any:
@@ -454,6 +457,7 @@ class DoowTracker:
         flush_timeout: float | None = None,
         reserve: float | None = None,
         idempotency: Idempotency = "invocation",
+        delivery: Delivery | None = None,
     ) -> Decorator: ...
 
     def with_azure_function(self, function: Any = None, /, **options: Any) -> Any:

@@ -5,6 +5,8 @@ Every environment variable the SDK reads is named here once.
 
 from __future__ import annotations
 
+from typing import Literal
+
 SDK_NAME = "doow-serverless"
 SDK_VERSION = "0.1.0"
 
@@ -62,8 +64,10 @@ ENV_LOG_AHEAD = "DOOW_TRACK_LOG_AHEAD"
 # The platform wrappers' flush (milliseconds, as the other durations).
 ENV_FLUSH_TIMEOUT = "DOOW_TRACK_FLUSH_TIMEOUT"
 ENV_FLUSH_RESERVE = "DOOW_TRACK_FLUSH_RESERVE"
-# How the platform wrappers deliver: auto, sync, after-response, background, logs.
+# How the platform wrappers deliver (see _invocation/delivery.py).
 ENV_DELIVERY = "DOOW_TRACK_DELIVERY"
+Delivery = Literal["auto", "sync", "after-response", "background", "logs"]
+DELIVERIES: tuple[Delivery, ...] = ("auto", "sync", "after-response", "background", "logs")
 # Seconds, as "maxDuration" in vercel.json: Vercel's own variables do not carry it.
 ENV_VERCEL_MAX_DURATION = "DOOW_TRACK_VERCEL_MAX_DURATION"
 

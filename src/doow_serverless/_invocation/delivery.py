@@ -20,17 +20,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Literal, cast
+from typing import cast
 
-from .._core.constants import ENV_DELIVERY, LOGGER_NAME
+from .._core.constants import DELIVERIES, ENV_DELIVERY, LOGGER_NAME, Delivery
 from .._core.env import EnvReader
 from .._core.errors import DoowConfigError
-from .engine import Invocation
 
 logger = logging.getLogger(LOGGER_NAME)
-
-Delivery = Literal["auto", "sync", "after-response", "background", "logs"]
-DELIVERIES: tuple[Delivery, ...] = ("auto", "sync", "after-response", "background", "logs")
 
 
 def resolve_delivery(value: str | None, environ: Mapping[str, str] | None = None) -> Delivery:
@@ -53,6 +49,26 @@ def resolve_delivery(value: str | None, environ: Mapping[str, str] | None = None
     return cast(Delivery, text.lower())
 
 
-def end_by_log(invocation: Invocation) -> None:
-    """Logs-only: the invocation's events go out as log lines, and nothing is sent."""
-    invocation.end_by_log()
+def resolve_platform_delivery(
+    value: str | None,
+    platform: str,
+    supported: tuple[Delivery, ...],
+    environ: Mapping[str, str] | None = None,
+) -> Delivery:
+    """The delivery of a platform that offers only ``supported`` (and ``auto``). An
+    argument it does not offer is an error; the variable, shared by every platform of a
+    deployment, falls back to ``auto`` with a warning."""
+    chosen = resolve_delivery(value, environ)
+    if chosen == "auto" or chosen in supported:
+        return chosen
+    offered = ", ".join(("auto", *supported))
+    if value is not None:
+        raise DoowConfigError(f"on {platform}, delivery must be one of {offered}, got {value!r}")
+    logger.warning(
+        "doow-serverless: %s=%s has no meaning on %s (%s); using auto",
+        ENV_DELIVERY,
+        chosen,
+        platform,
+        offered,
+    )
+    return "auto"

@@ -111,7 +111,11 @@ class Invocation:
             logger.exception("doow-serverless: could not write the invocation's events")
 
     def finish(self) -> FlushResult | None:
-        """Disarm the watch and flush within the budget, in this thread; never raises."""
+        """Disarm the watch and flush within the budget, in this thread; never raises.
+        In logs-only delivery, the events are written as log lines instead."""
+        if self._engine.by_log:
+            self.end_by_log()
+            return None
         if not self._closing():
             return None
         budget = self.budget()
@@ -123,6 +127,9 @@ class Invocation:
     async def afinish(self) -> FlushResult | None:
         """:meth:`finish` for coroutines: the flush runs in a thread of the SDK's own, so
         the event loop keeps serving other requests or invocations meanwhile."""
+        if self._engine.by_log:
+            self.end_by_log()  # a write to stdout: no thread needed
+            return None
         if not self._closing():
             return None
         # Kept here, on the loop, before the flush moves to a thread: a kill while the
@@ -137,7 +144,7 @@ class Invocation:
 class InvocationEngine:
     """What one wrapped handler shares across its invocations."""
 
-    __slots__ = ("_warned", "idempotency", "policy", "process_wide", "tracker")
+    __slots__ = ("_warned", "by_log", "idempotency", "policy", "process_wide", "tracker")
 
     def __init__(
         self,
@@ -146,10 +153,14 @@ class InvocationEngine:
         idempotency: Idempotency,
         *,
         process_wide: bool = False,
+        by_log: bool = False,
     ) -> None:
         self.tracker = tracker
         self.policy = policy
         self.idempotency = idempotency
+        # Logs-only delivery: an invocation ends with its events written as log lines, and
+        # nothing is sent from the function (a forwarder delivers from the platform's logs).
+        self.by_log = by_log
         # The platform runs one invocation per process at a time (Lambda): the scope then
         # also reaches threads the handler starts, which do not inherit ContextVars.
         self.process_wide = process_wide

@@ -18,9 +18,10 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from .._client.tracker import DoowTracker
+from .._core.constants import Delivery
 from .._core.errors import DoowConfigError
 from .._core.scope import Idempotency
-from .._invocation.delivery import Delivery, resolve_delivery
+from .._invocation.delivery import resolve_delivery
 from .._invocation.engine import (
     Invocation,
     InvocationEngine,
@@ -116,7 +117,9 @@ def _decorator(
         # Registering an extension, where one is needed, is part of init too.
         ending = ending_for(chosen_delivery, chosen)
         # Lambda runs one invocation per process at a time: the scope is process-wide.
-        engine = InvocationEngine(chosen, policy, mode, process_wide=True)
+        engine = InvocationEngine(
+            chosen, policy, mode, process_wide=True, by_log=chosen_delivery == "logs"
+        )
         return _wrap(handler, engine, ending)
 
     return decorate

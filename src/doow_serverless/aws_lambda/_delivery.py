@@ -19,9 +19,8 @@ import threading
 from collections.abc import Callable, Mapping
 
 from .._client.tracker import DoowTracker
-from .._core.constants import LOGGER_NAME
+from .._core.constants import LOGGER_NAME, Delivery
 from .._core.platform import lambda_managed_instances
-from .._invocation.delivery import Delivery
 from .._invocation.engine import Invocation
 from ._after_response import AfterResponse
 from ._background import Background
@@ -54,7 +53,7 @@ def ending_for(
     if delivery == "auto":
         delivery = "background" if managed else "sync"
     if delivery == "logs":
-        return _by_log
+        return None  # the engine ends each invocation by its log line
     if delivery == "after-response" and managed:
         _warn_once(
             "doow-serverless: delivery after the response needs an extension registered for "
@@ -76,10 +75,6 @@ def ending_for(
             return None
         return lambda invocation, request_id: _after(extension, invocation, request_id)
     return None
-
-
-def _by_log(invocation: Invocation, _request_id: str | None) -> None:
-    invocation.end_by_log()
 
 
 def _after(extension: AfterResponse, invocation: Invocation, request_id: str | None) -> None:

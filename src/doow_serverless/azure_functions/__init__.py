@@ -35,9 +35,10 @@ from collections.abc import Callable
 from typing import Any, NamedTuple, ParamSpec, Protocol, TypeVar, overload
 
 from .._client.tracker import DoowTracker
-from .._core.constants import LOGGER_NAME
+from .._core.constants import LOGGER_NAME, Delivery
 from .._core.errors import DoowConfigError
 from .._core.scope import Idempotency
+from .._invocation.delivery import resolve_platform_delivery
 from .._invocation.engine import InvocationEngine, default_tracker
 from .._invocation.policy import check_idempotency, resolve_flush_policy
 from ._timeout import FunctionTimeout, resolve_function_timeout
@@ -79,6 +80,7 @@ def with_azure_function(
     flush_timeout: float | None = None,
     reserve: float | None = None,
     idempotency: Idempotency = "invocation",
+    delivery: Delivery | None = None,
 ) -> AzureFunctionDecorator: ...
 
 
@@ -89,6 +91,7 @@ def with_azure_function(
     flush_timeout: float | None = None,
     reserve: float | None = None,
     idempotency: Idempotency = "invocation",
+    delivery: Delivery | None = None,
 ) -> Any:
     """Wrap an Azure function so the tracker is flushed after each invocation.
 
@@ -104,15 +107,19 @@ def with_azure_function(
     0.25 s. ``idempotency="invocation"`` derives event ids from ``context.invocation_id``;
     ``"attempt"`` gives every call fresh ids.
 
+    ``delivery`` (else ``DOOW_TRACK_DELIVERY``, else ``"auto"``): ``"auto"`` flushes as
+    above; ``"logs"`` sends nothing and writes each invocation's events as a log line, for
+    the Event Hubs forwarder to deliver.
+
     Apply it below ``@app.route`` and the other app decorators. Without a tracker, the
     shared :func:`default_tracker` is used.
     """
     if target is None or isinstance(target, DoowTracker):
-        return _decorator(target, flush_timeout, reserve, idempotency)
+        return _decorator(target, flush_timeout, reserve, idempotency, delivery)
     if _is_registered_function(target):
         raise DoowConfigError(_ORDER_MESSAGE)
     if callable(target):
-        return _decorator(None, flush_timeout, reserve, idempotency)(target)
+        return _decorator(None, flush_timeout, reserve, idempotency, delivery)(target)
     raise DoowConfigError(
         f"with_azure_function expects a DoowTracker or a function, got {type(target).__name__}"
     )
@@ -130,10 +137,12 @@ def _decorator(
     flush_timeout: float | None,
     reserve: float | None,
     idempotency: str,
+    delivery: str | None,
 ) -> AzureFunctionDecorator:
     # Options are checked when the function app is indexed, not per invocation.
     policy = resolve_flush_policy(flush_timeout, reserve)
     mode = check_idempotency(idempotency)
+    by_log = resolve_platform_delivery(delivery, "Azure Functions", ("sync", "logs")) == "logs"
 
     def decorate(function: Callable[P, R], /) -> Callable[P, R]:
         if _is_registered_function(function):
@@ -143,11 +152,13 @@ def _decorator(
                 f"with_azure_function must decorate a function, got {type(function).__name__}"
             )
         chosen = tracker if tracker is not None else default_tracker()
-        # Import httpx and build the client while the worker indexes the app, not in the
-        # first invocation.
-        chosen.prepare()
+        if not by_log:
+            # Build the connection pool while the worker indexes the app, not in the first
+            # invocation.
+            chosen.prepare()
         timeout = resolve_function_timeout(source_file=_source_file(function))
-        return _wrap(function, InvocationEngine(chosen, policy, mode), timeout.seconds)
+        engine = InvocationEngine(chosen, policy, mode, by_log=by_log)
+        return _wrap(function, engine, timeout.seconds)
 
     return decorate
 

@@ -30,11 +30,12 @@ from collections.abc import Mapping
 from typing import Any, Protocol, TypeVar, overload
 
 from .._client.tracker import DoowTracker
-from .._core.constants import ENV_VERCEL_MAX_DURATION, LOGGER_NAME
+from .._core.constants import ENV_VERCEL_MAX_DURATION, LOGGER_NAME, Delivery
 from .._core.env import EnvReader, parse_seconds
 from .._core.errors import DoowConfigError
 from .._core.platform import vercel_ipc_mode
 from .._core.scope import Idempotency
+from .._invocation.delivery import resolve_platform_delivery
 from .._invocation.engine import InvocationEngine, default_tracker, is_coroutine_function
 from .._invocation.policy import check_idempotency, resolve_flush_policy
 from ._asgi import ASGIApp
@@ -72,6 +73,7 @@ def with_vercel(
     reserve: float | None = None,
     max_duration: float | None = None,
     idempotency: Idempotency = "invocation",
+    delivery: Delivery | None = None,
 ) -> VercelDecorator: ...
 
 
@@ -87,6 +89,7 @@ def with_vercel(
     reserve: float | None = None,
     max_duration: float | None = None,
     idempotency: Idempotency = "invocation",
+    delivery: Delivery | None = None,
 ) -> Any:
     """Wrap a Vercel ``handler`` class or ``app`` so the tracker is flushed for every request.
 
@@ -103,37 +106,52 @@ def with_vercel(
     request header, so the same request seen twice is counted once; ``"attempt"`` gives
     every request fresh ids.
 
+    ``delivery`` (else ``DOOW_TRACK_DELIVERY``, else ``"auto"``): ``"auto"`` flushes after
+    the response where the runtime lets that work finish (``wait_until``), else before the
+    response ends; ``"logs"`` sends nothing and writes each request's events as a log
+    line, for the Log Drain forwarder to deliver.
+
     A handler class comes back as a subclass with its ``do_*`` methods wrapped; an app as
     a wrapper of the same interface (WSGI or ASGI) that forwards attribute access, so
     ``@app.route(...)`` still works on it. Without a tracker, :func:`default_tracker`.
     """
-    if target is None or isinstance(target, DoowTracker):
-        return _decorator(target, flush_timeout, reserve, max_duration, idempotency)
-    return _decorator(None, flush_timeout, reserve, max_duration, idempotency)(target)
+    tracker = target if isinstance(target, DoowTracker) else None
+    decorator = _decorator(
+        tracker,
+        flush_timeout=flush_timeout,
+        reserve=reserve,
+        max_duration=max_duration,
+        idempotency=idempotency,
+        delivery=delivery,
+    )
+    return decorator if target is None or tracker is not None else decorator(target)
 
 
 def _decorator(
     tracker: DoowTracker | None,
+    *,
     flush_timeout: float | None,
     reserve: float | None,
     max_duration: float | None,
     idempotency: str,
+    delivery: str | None,
 ) -> VercelDecorator:
     # Options are checked at decoration, while the function initialises, not per request.
     policy = resolve_flush_policy(flush_timeout, reserve)
     limit = resolve_max_duration(max_duration)
     mode = check_idempotency(idempotency)
+    by_log = resolve_platform_delivery(delivery, "Vercel", ("logs",)) == "logs"
 
     def decorate(target: T, /) -> T:
         kind = _kind_of(target)
         chosen = tracker if tracker is not None else default_tracker()
-        if not vercel_ipc_mode(os.environ):
+        if not vercel_ipc_mode(os.environ) and not by_log:
             # Import httpx and build the client now, not in the first request. Not in the
             # runtime's IPC mode: there the platform sends the first request only once the
             # module is imported, while the first flush runs after the first response, so
             # building the client then keeps ~60-100 ms off the cold start's response.
             chosen.prepare()
-        runner = Runner(InvocationEngine(chosen, policy, mode), limit)
+        runner = Runner(InvocationEngine(chosen, policy, mode, by_log=by_log), limit)
         if kind == "handler":
             wrapped: Any = wrap_handler_class(target, runner)  # type: ignore[arg-type]
         elif kind == "asgi":

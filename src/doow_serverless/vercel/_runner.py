@@ -49,12 +49,19 @@ class Runner:
     def finish(self, invocation: Invocation) -> None:
         """After the response: hand the flush to wait_until, or else flush here. Either
         way the events are kept first (their lines, the spool): the instance may be killed
-        before the work handed to wait_until begins."""
+        before the work handed to wait_until begins. In logs-only delivery, the line is
+        written here and nothing is left for later."""
+        if self.engine.by_log:
+            invocation.finish()
+            return
         invocation.keep()
         if not _handed_to_wait_until(invocation):
             invocation.finish()
 
     async def afinish(self, invocation: Invocation) -> None:
+        if self.engine.by_log:
+            await invocation.afinish()
+            return
         invocation.keep()
         if not _handed_to_wait_until(invocation):
             await invocation.afinish()

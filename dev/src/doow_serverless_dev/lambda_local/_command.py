@@ -14,8 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from doow_serverless._core.constants import ENV_API_KEY, ENV_DELIVERY, ENV_ENDPOINT, KEY_PREFIX
-from doow_serverless._invocation.delivery import DELIVERIES
+from doow_serverless._core.constants import (
+    DELIVERIES,
+    ENV_API_KEY,
+    ENV_DELIVERY,
+    ENV_ENDPOINT,
+    KEY_PREFIX,
+)
 
 if TYPE_CHECKING:
     from ._function import InvocationResult

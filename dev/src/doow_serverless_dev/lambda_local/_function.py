@@ -84,9 +84,12 @@ class InvocationResult:
 class _Environment:
     """One runtime process and the Runtime API server that only it polls."""
 
-    def __init__(self, process: subprocess.Popen[bytes], server: RuntimeAPIServer) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], server: RuntimeAPIServer, pump: threading.Thread
+    ) -> None:
         self.process = process
         self.server = server
+        self.pump = pump  # reads the processes' output until the last of them ends
         self.exited = threading.Event()
         self.frozen = False
         self.started = time.monotonic()
@@ -109,6 +112,8 @@ class _Environment:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.exited.wait(10.0)
+        # Everything they wrote is in ``output`` once this returns, as in an export.
+        self.pump.join(5.0)
         self.server.stop()
 
     def terminate(self, grace: float) -> None:
@@ -431,9 +436,9 @@ class LocalFunction:
             server.stop()
             raise
         assert process.stdout is not None
-        start_pumping(process.stdout, self.output, self._on_output, "lambda-output")
+        pump = start_pumping(process.stdout, self.output, self._on_output, "lambda-output")
         self.cold_starts += 1
-        self._env = _Environment(process, server)
+        self._env = _Environment(process, server, pump)
         return self._env
 
     def _process_environment(self, runtime_api: str) -> dict[str, str]:
