@@ -32,6 +32,8 @@ from ._runtime_api import Invocation, RuntimeAPIServer
 DEFAULT_INIT_TIMEOUT_S = 10.0
 DEFAULT_TIMEOUT_S = 3.0
 DEFAULT_MEMORY_MB = 128
+# How long a killed process's output may take to be read to its end.
+_DRAIN_TIMEOUT_S = 5.0
 
 # Variables Lambda sets itself; a function's configuration cannot override them.
 _RESERVED = ("AWS_LAMBDA_RUNTIME_API", "_HANDLER", "LAMBDA_TASK_ROOT", "AWS_EXECUTION_ENV")
@@ -70,9 +72,12 @@ class InvocationResult:
 class _Environment:
     """One runtime process and the Runtime API server that only it polls."""
 
-    def __init__(self, process: subprocess.Popen[bytes], server: RuntimeAPIServer) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], server: RuntimeAPIServer, output: threading.Thread
+    ) -> None:
         self.process = process
         self.server = server
+        self.output = output  # the thread reading its output
         self.exited = threading.Event()
         self.frozen = False
         self.started = time.monotonic()
@@ -92,6 +97,8 @@ class _Environment:
     def kill(self) -> None:
         self.signal(signal.SIGKILL)
         self.exited.wait(10.0)
+        # Everything the process wrote before it died is read (its logs outlive it).
+        self.output.join(_DRAIN_TIMEOUT_S)
         self.server.stop()
 
 
@@ -307,9 +314,9 @@ class LocalFunction:
             server.stop()
             raise
         assert process.stdout is not None
-        start_pumping(process.stdout, self.output, self._on_output, "lambda-output")
+        output = start_pumping(process.stdout, self.output, self._on_output, "lambda-output")
         self.cold_starts += 1
-        self._env = _Environment(process, server)
+        self._env = _Environment(process, server, output)
         return self._env
 
     def _process_environment(self, runtime_api: str) -> dict[str, str]:
