@@ -265,8 +265,9 @@ def test_a_flush_in_flight_when_another_request_overruns_loses_nothing(
     make_function: MakeFunction, vercel_collector: Collector, tmp_path: Path, variable: str
 ) -> None:
     # A answers at once and its flush (2 s: min(flush timeout, 3 s - reserve)) waits on a
-    # hanging collector; B, on the same instance, works past its 1 s deadline, and the
-    # platform kills the instance there, 1.3 s in, with A's request still in flight.
+    # hanging collector. B, sent to the same instance once A's request is held there,
+    # works past its 1 s deadline, and the platform kills the instance at it: about a
+    # second before A's flush would have given up, with A's request in flight.
     vercel_collector.set_faults({"then": {"action": "hang"}})
     instance = Instance(make_function, tmp_path, variable)
     first, second = f"answers-{uuid.uuid4()}", f"overruns-{uuid.uuid4()}"
@@ -291,6 +292,7 @@ def test_a_flush_in_flight_when_another_request_overruns_loses_nothing(
     answered = responses[first]  # ... with A answered, and its flush not over
     assert answered.responded_at is not None and json.loads(answered.body)["tracked"] == COUNT
     assert crashed(answered), answered
+    assert hangs(vercel_collector) == 1  # A's request, held by the collector
     assert instance.function.cold_starts == 1  # one instance served both
     instance.reclaim()
     # A's line was written before A's request (write-ahead), not by B's deadline watch.
