@@ -7,6 +7,9 @@ app, built from each ``function.json``, as the host does), then invocations, con
 if asked. It measures each invocation from request to response, and enforces the app's
 function timeout as the host does: an invocation that has not answered by then is a
 timeout, and the worker process is ended (the host restarts after a function timeout).
+The app's output (its stdout and stderr, which the host sends on to its logs) is kept in
+``output``; each answer says how much of it the worker had written before answering, and
+a worker that ended has its output read to the end.
 """
 
 from __future__ import annotations
@@ -27,11 +30,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, NamedTuple
 
-from .._child_output import start_pumping
+from .._child_output import MAX_OUTPUT_LINES
 
 DEFAULT_INIT_TIMEOUT_S = 60.0
 # The host's default functionTimeout when host.json sets none (Consumption).
 DEFAULT_FUNCTION_TIMEOUT_S = 300.0
+# Written on stdout just before each invocation's answer goes back (followed by the
+# request's id): the answers and the app's output travel on different pipes, and the host
+# reads from this mark which output came before the answer. It never reaches ``output``.
+ANSWERED_MARK = "\x1edoow-local-host answered "
+# How long the app's output may take to be read up to an answer, or to its end.
+_OUTPUT_TIMEOUT_S = 5.0
 SUCCESS = 1
 _PASSED_THROUGH = ("PATH", "HOME", "SYSTEMROOT", "TMPDIR", "LD_LIBRARY_PATH")
 _DIRECTIONS = {"in": 0, "out": 1, "inout": 2}
@@ -97,6 +106,9 @@ class InvocationResult:
     duration: float | None  # seconds from the request to the response
     margin: float | None  # seconds left before the function timeout at the response
     response: dict[str, Any] | None = field(repr=False)
+    # How many lines of the app's ``output`` the worker had written when it answered:
+    # ``output[:output_lines]`` is what came before the answer. None: it did not answer.
+    output_lines: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -149,6 +161,7 @@ class Call(NamedTuple):
 
 
 class _Pending(NamedTuple):
+    command_id: int
     future: Future[tuple[dict[str, Any], float]]
     sent: float
 
@@ -181,6 +194,12 @@ class LocalFunctionApp:
         self._lock = threading.Lock()
         self._next_id = 0
         self._ended = threading.Event()
+        # The output read so far when each invocation answered (by request id), and
+        # whether the output reached its end; guarded by ``_output_read``.
+        self._output_read = threading.Condition()
+        self._answered_at: dict[int, int] = {}
+        self._output_ended = False
+        self._pump: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -220,7 +239,10 @@ class LocalFunctionApp:
         results = os.fdopen(results_read, "r", encoding="utf-8")
         threading.Thread(target=self._read_results, args=(results,), daemon=True).start()
         assert self._process.stdout is not None
-        start_pumping(self._process.stdout, self.output, self.on_output, "azure-output")
+        self._pump = threading.Thread(
+            target=self._read_output, args=(self._process.stdout,), name="azure-output", daemon=True
+        )
+        self._pump.start()
         try:
             self._load()
         except BaseException:
@@ -270,6 +292,7 @@ class LocalFunctionApp:
             process.kill()
             process.wait(10.0)
         self._ended.wait(5.0)
+        self._drain_output()
 
     def __enter__(self) -> LocalFunctionApp:
         return self.start()
@@ -323,7 +346,13 @@ class LocalFunctionApp:
         duration = received - pending.sent
         status = "success" if (response.get("result") or {}).get("status") == SUCCESS else "failure"
         return InvocationResult(
-            function, invocation_id, status, duration, self.timeout - duration, response
+            function,
+            invocation_id,
+            status,
+            duration,
+            self.timeout - duration,
+            response,
+            self._output_before(pending.command_id),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -331,9 +360,50 @@ class LocalFunctionApp:
         return self._request({"op": "describe"}, self.init_timeout)
 
     def kill(self) -> None:
+        """End the worker process with SIGKILL; its output is read to the end first."""
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.wait(10.0)
+        self._drain_output()
+
+    # -- the app's output ------------------------------------------------------------------
+
+    def _read_output(self, stream: IO[bytes]) -> None:
+        """Keep each line of the worker's stdout and stderr; note where each answer came."""
+        with stream:
+            for raw in stream:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                # The mark may follow output that did not end its line.
+                text, marked, command_id = line.partition(ANSWERED_MARK)
+                if text or not marked:
+                    self._keep_output(text)
+                if marked:
+                    with self._output_read:
+                        self._answered_at[int(command_id)] = len(self.output)
+                        self._output_read.notify_all()
+        with self._output_read:
+            self._output_ended = True
+            self._output_read.notify_all()
+
+    def _keep_output(self, line: str) -> None:
+        if len(self.output) < MAX_OUTPUT_LINES:
+            self.output.append(line)
+        if self.on_output is not None:
+            self.on_output(line)
+
+    def _output_before(self, command_id: int) -> int | None:
+        """How many output lines the worker wrote before it answered ``command_id``."""
+        with self._output_read:
+            self._output_read.wait_for(
+                lambda: command_id in self._answered_at or self._output_ended, _OUTPUT_TIMEOUT_S
+            )
+            return self._answered_at.pop(command_id, None)
+
+    def _drain_output(self) -> None:
+        """Wait until everything the ended process wrote is in ``output``."""
+        pump = self._pump
+        if pump is not None and pump is not threading.current_thread():
+            pump.join(_OUTPUT_TIMEOUT_S)
 
     # -- the pipes -------------------------------------------------------------------------
 
@@ -343,7 +413,7 @@ class LocalFunctionApp:
         with self._lock:
             self._next_id += 1
             command = {**command, "id": self._next_id}
-            pending = _Pending(Future(), time.monotonic())
+            pending = _Pending(self._next_id, Future(), time.monotonic())
             self._pending[self._next_id] = pending
             self._commands.write(json.dumps(command) + "\n")
             self._commands.flush()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import inspect
 import json
@@ -28,6 +29,7 @@ from types import ModuleType
 from typing import Any, NamedTuple
 
 from . import _messages as protos
+from ._app import ANSWERED_MARK
 
 SCRIPT_FILE = "function_app.py"
 HOST = "127.0.0.1"
@@ -158,6 +160,8 @@ async def serve(runtime: ModuleType, app_dir: str, commands: Any, results: Any) 
     async def answer(command: dict[str, Any]) -> None:
         try:
             response = await dispatch(runtime, command, app_dir)
+            if command["op"] == "invoke":
+                mark_answered(command["id"])
             write({"id": command["id"], "response": protos.to_json(response)})
         except Exception as error:  # the host's side failed, not the function
             write(
@@ -177,6 +181,13 @@ async def serve(runtime: ModuleType, app_dir: str, commands: Any, results: Any) 
         task = asyncio.create_task(answer(command))
         running.add(task)
         task.add_done_callback(running.discard)
+
+
+def mark_answered(command_id: int) -> None:
+    """Say on stdout, after all the app wrote before it, that this invocation answers."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # stdout closed, replaced
+        sys.stdout.write(f"{ANSWERED_MARK}{command_id}\n")
+        sys.stdout.flush()
 
 
 def main(argv: list[str] | None = None, *, end: Callable[[int], Any] = os._exit) -> int:

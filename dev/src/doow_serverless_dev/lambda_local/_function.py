@@ -42,6 +42,8 @@ MANAGED_LATE_S = 5.0
 SHUTDOWN_GRACE_S = 2.0
 DEFAULT_TIMEOUT_S = 3.0
 DEFAULT_MEMORY_MB = 128
+# How long a killed process's output may take to be read to its end.
+_DRAIN_TIMEOUT_S = 5.0
 
 # Variables Lambda sets itself; a function's configuration cannot override them.
 _RESERVED = ("AWS_LAMBDA_RUNTIME_API", "_HANDLER", "LAMBDA_TASK_ROOT", "AWS_EXECUTION_ENV")
@@ -113,7 +115,7 @@ class _Environment:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.exited.wait(10.0)
         # Everything they wrote is in ``output`` once this returns, as in an export.
-        self.pump.join(5.0)
+        self.pump.join(_DRAIN_TIMEOUT_S)
         self.server.stop()
 
     def terminate(self, grace: float) -> None:

@@ -42,6 +42,8 @@ from .._child_output import MAX_OUTPUT_LINES, start_pumping
 
 DEFAULT_MAX_DURATION_S = 10.0
 DEFAULT_START_TIMEOUT_S = 30.0
+# How long a dead instance's output and IPC messages may take to be read to their end.
+_DRAIN_TIMEOUT_S = 5.0
 
 # What Vercel's Python builder generates as the function's entry: the runtime's module.
 _STUB = "import vercel_runtime.vc_init"
@@ -120,6 +122,8 @@ class _Instance:
     changed: threading.Condition = field(default_factory=threading.Condition)
     ends: dict[tuple[str, int], float] = field(default_factory=dict)
     handler_started: dict[tuple[str, int], float] = field(default_factory=dict)
+    # The threads reading its output and its IPC messages.
+    readers: list[threading.Thread] = field(default_factory=list)
 
     def kill(self) -> None:
         if not self.exited.is_set():
@@ -127,6 +131,12 @@ class _Instance:
                 os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10.0)
         self.exited.set()
+        # Everything the process wrote before it died is read before its sockets close:
+        # the platform keeps a dead instance's logs (its output and its IPC messages
+        # reach EOF once the process is gone).
+        for reader in self.readers:
+            if reader is not threading.current_thread():
+                reader.join(_DRAIN_TIMEOUT_S)
         self.close()
 
     def terminate(self, grace: float) -> None:
@@ -371,7 +381,9 @@ class VercelFunction:
         )
         instance = _Instance(process=process, folder=folder, listener=listener)
         assert process.stdout is not None
-        start_pumping(process.stdout, self.output, self.on_output, "vercel-output")
+        instance.readers.append(
+            start_pumping(process.stdout, self.output, self.on_output, "vercel-output")
+        )
         threading.Thread(
             target=self._watch, args=(instance,), name="vercel-process", daemon=True
         ).start()
@@ -394,9 +406,11 @@ class VercelFunction:
                 continue
             connection.settimeout(None)
             instance.connection = connection
-        threading.Thread(
+        reader = threading.Thread(
             target=self._read_ipc, args=(instance, instance.connection), daemon=True
-        ).start()
+        )
+        reader.start()
+        instance.readers.append(reader)
         left = max(0.0, until - time.monotonic())
         if not instance.ready.wait(left) or instance.port is None:
             raise RuntimeError(self._start_failure(instance, "did not announce its server"))
