@@ -86,10 +86,15 @@ class Invocation:
 
     def keep(self) -> None:
         """Make the invocation's events durable now (lines, spool), sending nothing: for
-        wrappers that send after the response, so no kill in between loses them."""
+        wrappers that send after the response, so no kill in between loses them. In
+        logs-only delivery that is their line, which is also how they are delivered."""
+        tracker = self._engine.tracker
         try:
             with self.entered():
-                self._engine.tracker.keep()
+                if self._engine.by_log:
+                    tracker.deliver_by_log()
+                else:
+                    tracker.keep()
         except Exception:
             logger.exception("doow-serverless: could not keep the invocation's events")
 

@@ -30,9 +30,9 @@ class ASGIApp(Wrapped):
             return
         runner: Runner = self._doow_runner
         invocation = runner.begin(_asgi_header(scope, _VERCEL_ID_ASGI))
-        held = kind == "http" and must_hold_response()
-        if held:
-            send = _HeldEnd(send, invocation)
+        if kind == "http":
+            held = must_hold_response()
+            send = (_HeldEnd if held else _KeptEnd)(send, invocation)
         try:
             with invocation.entered():
                 await self._doow_app(scope, receive, send)
@@ -51,6 +51,23 @@ def _asgi_header(scope: Mapping[str, Any], name: bytes) -> str | None:
     except Exception:
         return None
     return None
+
+
+class _KeptEnd:
+    """An ASGI ``send`` that keeps the request's events (log line, spool) just before the
+    final body message goes out: the instance may die once the client has its answer,
+    before the flush handed to ``wait_until`` runs."""
+
+    __slots__ = ("_invocation", "_send")
+
+    def __init__(self, send: ASGISend, invocation: Invocation) -> None:
+        self._send = send
+        self._invocation = invocation
+
+    async def __call__(self, message: ASGIMessage) -> None:
+        if message.get("type") == "http.response.body" and not message.get("more_body", False):
+            self._invocation.keep()
+        await self._send(message)
 
 
 class _HeldEnd:
