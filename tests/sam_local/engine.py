@@ -95,6 +95,18 @@ class Engine:
     def remove_network(self, name: str = NETWORK) -> None:
         self.request("DELETE", f"/networks/{name}")
 
+    def remove_images(self, repository: str) -> list[str]:
+        """Remove the images of ``repository`` (what SAM built for a test's layers)."""
+        status, images = self.request("GET", "/images/json")
+        if status != 200:
+            return []
+        removed = []
+        for image in images:
+            if any(tag.startswith(repository + ":") for tag in image.get("RepoTags") or []):
+                self.request("DELETE", f"/images/{image['Id']}?force=1")
+                removed.append(str(image["Id"])[:12])
+        return removed
+
     def remove_containers_on(self, network: str = NETWORK) -> list[str]:
         """Remove the containers attached to ``network`` (SAM's, if it left any)."""
         filters = quote(json.dumps({"network": [network]}))

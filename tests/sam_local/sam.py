@@ -78,14 +78,16 @@ class Sam:
     secret: str  # never in what a test prints
     environment: Mapping[str, str] = field(default_factory=dict)
 
-    def argv(self, command: Sequence[str], *extra: Sequence[str]) -> list[str]:
+    def argv(
+        self, command: Sequence[str], *extra: Sequence[str], template: Path = BUILT_TEMPLATE
+    ) -> list[str]:
         """A documented command, with this machine's engine set-up."""
         argv = [str(self.executable), *command[1:]]
         for part in extra:
             argv += [word.replace("$GATEWAY", self.gateway) for word in part]
         if command[:3] != commands.GENERATE_HELLO[:3]:
             argv = [str(self.env_file) if word == commands.ENV_VARS else word for word in argv]
-            argv += ["--template", str(BUILT_TEMPLATE), "--docker-network", self.network]
+            argv += ["--template", str(template), "--docker-network", self.network]
         return argv
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -108,10 +110,13 @@ class Sam:
         event: Path,
         *extra: Sequence[str],
         log_file: Path | None = None,
+        template: Path = BUILT_TEMPLATE,
         environment: Mapping[str, str] | None = None,
         timeout: float = 180,
     ) -> Run:
-        argv = self.argv(commands.INVOKE, commands.PODMAN_HOST_GATEWAY, commands.LOCAL_IMAGE)
+        argv = self.argv(
+            commands.INVOKE, commands.PODMAN_HOST_GATEWAY, commands.LOCAL_IMAGE, template=template
+        )
         argv = [str(event) if word == commands.HELLO_EVENT else word for word in argv]
         for part in extra:
             argv += list(part)

@@ -15,12 +15,14 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from doow_serverless._core.wire import event_id_from_seed
 from doow_serverless_dev.collector import Collector
 
 from . import commands
-from .sam import Sam, reports
+from .engine import Engine
+from .sam import BUILT_TEMPLATE, Sam, reports
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -98,3 +100,55 @@ def test_under_the_emulator_the_response_waits_for_the_flush_in_both_modes(
     assert len(collector.events(limit=100)) == 3
     logged = log.read_text()
     assert "delivery after the response is not available" not in logged
+
+
+def without_extensions(directory: Path) -> Path:
+    """The built template, its function with a layer that holds the file the emulator
+    checks for at init (``/opt/disable-extensions-jwigqn8j``): no Extensions API there."""
+    layer = directory / "layer"
+    layer.mkdir()
+    (layer / "disable-extensions-jwigqn8j").touch()
+    template = yaml.safe_load(BUILT_TEMPLATE.read_text())
+    function = template["Resources"][commands.FUNCTION]["Properties"]
+    function["CodeUri"] = str((BUILT_TEMPLATE.parent / function["CodeUri"]).resolve())
+    function["Layers"] = [{"Ref": "NoExtensions"}]
+    template["Resources"]["NoExtensions"] = {
+        "Type": "AWS::Serverless::LayerVersion",
+        "Properties": {"ContentUri": str(layer)},
+    }
+    path = directory / "template.yaml"
+    path.write_text(yaml.safe_dump(template))
+    return path
+
+
+# SAM builds an image with the layer for the function: docker.io/samcli/lambda-python:...
+LAYER_IMAGES = "docker.io/samcli/lambda-python"
+
+
+def test_with_the_emulator_s_extensions_switched_off_it_falls_back_to_sync_once(
+    sam: Sam, engine: Engine, collector: Collector, hello_event: Path, tmp_path: Path
+) -> None:
+    template = without_extensions(tmp_path)
+    log = tmp_path / "sam.log"
+    try:
+        run = sam.invoke(
+            hello_event,
+            commands.AFTER_RESPONSE,
+            log_file=log,
+            template=template,
+            environment={"SAM_CLI_RIE_DEV": "1"},
+        )
+    finally:
+        engine.remove_images(LAYER_IMAGES)
+
+    assert run.returncode == 0, sam.shown(run.log)
+    assert run.response["statusCode"] == 200
+    assert "Extensions disabled by attached layer" in run.log
+    assert "registered, subscribed to" not in run.log
+    warning = "delivery after the response is not available"
+    assert run.log.count(warning) == 1, sam.shown(run.log)
+    assert "flushing before each response instead" in run.log
+    (report,) = reports(run.log)
+    assert [event["event_id"] for event in collector.events()] == [
+        event_id_from_seed(f"{report.request_id}:0")
+    ]
