@@ -35,7 +35,7 @@ prepare() {
   install_engine
   configure_engine
   build_image
-  say "ready in $((SECONDS - started)) s: sam local ... --skip-pull-image, with DOCKER_HOST=$DOCKER_HOST"
+  say "ready in $((SECONDS - started)) s; \`$0 start\` serves DOCKER_HOST=$(docker_host) for sam local ... --skip-pull-image"
   say "note: $LAMBDA_IMAGE here is Debian $(debian_suite) with Python 3.12 and awslambdaric; not Amazon Linux"
 }
 

@@ -17,11 +17,14 @@ podman_frames_replayed_logs_short() {
   [[ "$(printf '%s\n4.4.0\n' "$version" | sort -V | head -n1)" != 4.4.0 ]]
 }
 
-if podman_frames_replayed_logs_short; then
-  export DOCKER_HOST=unix://$REPAIR_SOCKET
-else
-  export DOCKER_HOST=unix://$PODMAN_SOCKET
-fi
+# Decided once podman is installed (prepare may be what installs it).
+docker_host() {
+  if podman_frames_replayed_logs_short; then
+    echo "unix://$REPAIR_SOCKET"
+  else
+    echo "unix://$PODMAN_SOCKET"
+  fi
+}
 
 PODMAN_COMMAND=(podman system service --time=0 "unix://$PODMAN_SOCKET")
 REPAIR_COMMAND=(/usr/bin/python3 "$SAM_LOCAL_DIR/attach_framing.py" "$REPAIR_SOCKET" "$PODMAN_SOCKET")
@@ -59,6 +62,8 @@ start_background() { # pidfile socket name command...
 }
 
 start_socket() {
+  DOCKER_HOST=$(docker_host)
+  export DOCKER_HOST
   mkdir -p "$SOCKET_DIR"
   start_background "$PODMAN_PID" "$PODMAN_SOCKET" "podman system service" "${PODMAN_COMMAND[@]}"
   if [[ "$DOCKER_HOST" == "unix://$REPAIR_SOCKET" ]]; then

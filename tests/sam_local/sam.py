@@ -58,10 +58,11 @@ class Run:
     @property
     def response(self) -> dict[str, Any]:
         """What the function answered: SAM prints it on stdout, or with --log-file in the
-        log, where the runtime's own lines may follow it as the container stops."""
+        log, where the emulator's and the runtime's own lines may follow it."""
         for line in reversed((self.stdout or self.log).splitlines()):
             if line.startswith('{"statusCode"'):
-                document = json.loads(line)
+                # SAM writes no newline after it: the emulator's next line may follow.
+                document, _ = json.JSONDecoder().raw_decode(line)
                 assert isinstance(document, dict)
                 return document
         raise AssertionError("no response from the function")

@@ -143,7 +143,9 @@ def test_with_the_emulator_s_extensions_switched_off_it_falls_back_to_sync_once(
 
     assert run.returncode == 0, sam.shown(run.log)
     assert run.response["statusCode"] == 200
-    assert "Extensions disabled by attached layer" in run.log
+    # (The emulator says "Extensions disabled by attached layer" as the invocation starts,
+    # often before SAM is attached to the container's output: podman 4.3 may not replay it.)
+    assert "POST /2020-01-01/extension/register" in run.log
     assert "registered, subscribed to" not in run.log
     warning = "delivery after the response is not available"
     assert run.log.count(warning) == 1, sam.shown(run.log)
