@@ -22,6 +22,7 @@ from . import commands
 
 REPO = Path(__file__).resolve().parents[2]
 BUILT_TEMPLATE = REPO / ".sam" / "build" / "template.yaml"
+_API_KEY = re.compile(r"dk_[A-Za-z0-9_\-]+")
 _REPORT = re.compile(
     r"REPORT RequestId: (\S+)\t(?:Init Duration: [\d.]+ ms\t)?Duration: ([\d.]+) ms"
 )
@@ -65,7 +66,8 @@ class Run:
                 document, _ = json.JSONDecoder().raw_decode(line)
                 assert isinstance(document, dict)
                 return document
-        raise AssertionError("no response from the function")
+        output = _API_KEY.sub("dk_***", self.stdout or self.log)
+        raise AssertionError(f"no response from the function: {output[-3000:]}")
 
 
 @dataclass(frozen=True)
@@ -95,8 +97,8 @@ class Sam:
         return {**os.environ, "SAM_CLI_TELEMETRY": "0", **self.environment, **(extra or {})}
 
     def shown(self, text: str) -> str:
-        """``text`` fit for a failure message: the API key blanked, the end kept."""
-        return text.replace(self.secret, "dk_***")[-6000:]
+        """``text`` fit for a failure message: API keys blanked, the end kept."""
+        return _API_KEY.sub("dk_***", text.replace(self.secret, "dk_***"))[-6000:]
 
     def generate_event(self, command: Sequence[str], path: Path) -> Path:
         done = subprocess.run(
