@@ -61,7 +61,7 @@ sam-check: $(STAMP) $(SAM_STAMP)
 	$(BIN)/python -m pip wheel -q --disable-pip-version-check --no-deps -w .sam/wheels .
 	PATH="$(dir $(PYTHON312)):$$PATH" PIP_FIND_LINKS="$(CURDIR)/.sam/wheels $${PIP_FIND_LINKS:-}" \
 		$(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir .sam/build --cache-dir .sam/cache
-	test -f .sam/build/DoowExampleFunction/doow_serverless/aws_lambda.py
+	test -f .sam/build/DoowExampleFunction/doow_serverless/aws_lambda/__init__.py
 	test -d .sam/build/DoowExampleFunction/aws_lambda_powertools
 
 # Vercel's real Python runtime (vercel-runtime needs Python >= 3.12), the frameworks the
