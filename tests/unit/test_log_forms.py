@@ -170,8 +170,7 @@ def cloudwatch_subscriptions(lines: Lines) -> str:
     # log events; a Lambda text-format message ends with its newline).
     deliveries = [lines[:2], lines[2:]]
     return "".join(
-        json.dumps(subscription_event([line + "\n" for line in part])) + "\n"
-        for part in deliveries
+        json.dumps(subscription_event([line + "\n" for line in part])) + "\n" for part in deliveries
     )
 
 
