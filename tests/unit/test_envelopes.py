@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import tracemalloc
 import uuid
+import zlib
 
 import pytest
 
@@ -69,6 +71,22 @@ def test_a_payload_that_inflates_past_the_limit_is_refused_not_inflated() -> Non
     with pytest.raises(EnvelopeError, match="inflates past"):
         gunzip(bomb, limit=1_000_000)
     assert len(gunzip(bomb, limit=2_000_000)) == 2_000_000
+
+
+def test_a_bomb_is_refused_without_being_inflated() -> None:
+    # 256 MiB of zeros in about 250 KB of gzip, made a chunk at a time.
+    squeezer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = bytes(1024 * 1024)
+    bomb = b"".join(squeezer.compress(chunk) for _ in range(256)) + squeezer.flush()
+    assert len(bomb) < 300_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(EnvelopeError, match="inflates past"):
+            gunzip(bomb, limit=1_000_000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8_000_000  # what the limit allows, not the 256 MiB inside
 
 
 def test_a_stream_cut_short_is_refused() -> None:
