@@ -20,4 +20,5 @@ def _handler(event: dict[str, Any], context: Any) -> dict[str, int]:
 handler = _wrap(
     _handler,
     InvocationEngine(tracker, resolve_flush_policy(None, None), "invocation", process_wide=True),
+    None,
 )

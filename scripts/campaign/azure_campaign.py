@@ -30,6 +30,7 @@ from doow_serverless_dev.azure_local import AppLoadError, LocalFunctionApp, http
 from doow_serverless_dev.azure_local import InvocationResult as AzureResult
 from doow_serverless_dev.lambda_local import InvocationResult
 
+from .exports import app_insights_export
 from .faults import Timings
 from .lambda_campaign import Output, Platform, invocation_result, main_for
 
@@ -68,10 +69,13 @@ How it differs from the Lambda run (`scripts/campaign/azure_campaign.py`):
   the collector's idle timeout; the connection the collector closed meanwhile must not be
   reused.
 - **Kills**: "killed at the deadline" is the host ending the worker whose flush (with
-  `DOOW_TRACK_FLUSH_RESERVE=0` and `DOOW_TRACK_LOG_UNSENT=0`) runs into the function
-  timeout; "SIGKILL while a request hangs" kills the worker while its flush waits on the
-  collector (before the invocation answered); a reclaimed sandbox is killed while idle.
-  Each is followed by a new worker in the same sandbox, then by the replays.
+  `DOOW_TRACK_FLUSH_RESERVE=0`) runs into the function timeout; "SIGKILL while a request
+  hangs" kills the worker while its flush waits on the collector (before the invocation
+  answered); "SIGKILL at a random moment of the flush" kills it at a random moment after
+  the function returned; a reclaimed sandbox is killed while idle. Each is followed by a
+  new worker in the same sandbox (its `/tmp` lost, for the kinds that say so), and at the
+  end by the recovery the docs give: an Application Insights query's export of each log,
+  replayed.
 - Every other fault kind of the Lambda campaign applies as it is. Not covered: the v1
   programming model and non-HTTP triggers (the same wrapper and flush; see
   `tests/azure/`), and invocations that wait for a free worker thread (time the SDK cannot
@@ -190,9 +194,11 @@ AZURE = Platform(
     module="scripts.campaign.azure_campaign",
     integration="Azure Functions",
     count_option="--invocations",
-    default_count=300,
+    default_count=1000,
     title=TITLE,
     intro=INTRO,
+    export=app_insights_export,
+    export_suffix=".json",
 )
 
 

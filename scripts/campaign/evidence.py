@@ -72,6 +72,7 @@ class Evidence:
     invocations: list[Observed]
     steps_taken: int  # steps of the fault plan's script that requests took
     late: Reading  # after the last invocation ended, until the collector settled
+    reserve: float = 0.25  # the flush reserve of the sandbox the fault ran in, in seconds
 
     @property
     def seen(self) -> Reading:
@@ -114,6 +115,21 @@ def _sigkilled_while_hanging(evidence: Evidence) -> bool:
     return any(
         item.record.killed and item.record.status == "crashed" and item.seen.answers["hang"] > 0
         for item in evidence.invocations
+    )
+
+
+def _answered_inside_the_reserve(evidence: Evidence) -> bool:
+    return any(
+        item.record.status == "success"
+        and item.record.margin is not None
+        and 0 < item.record.margin < evidence.reserve
+        for item in evidence.invocations
+    )
+
+
+def _sigkilled_in_its_flush(evidence: Evidence) -> bool:
+    return any(
+        item.record.killed and item.record.status == "crashed" for item in evidence.invocations
     )
 
 
@@ -167,6 +183,16 @@ EFFECTS: Mapping[FaultKind, Effect] = {
         lambda e: any(item.record.status == "timeout" for item in e.invocations),
     ),
     FaultKind.LOG_FALLBACK: Effect("doow_unsent lines printed", lambda e: e.seen.unsent_lines > 0),
+    FaultKind.TRACKED_INSIDE_RESERVE: Effect(
+        "answered in time, with less than the reserve left", _answered_inside_the_reserve
+    ),
+    FaultKind.KILL_IN_FLUSH: Effect(
+        "SIGKILLed after its handler returned, before its flush ended", _sigkilled_in_its_flush
+    ),
+    FaultKind.KILL_IN_FLUSH_TMP_LOST: Effect(
+        "SIGKILLed in its flush, the next process started with /tmp empty",
+        _sigkilled_in_its_flush,
+    ),
 }
 
 

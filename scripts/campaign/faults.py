@@ -42,6 +42,9 @@ class FaultKind(Enum):
     SIGKILL_HANGING = "SIGKILL while a request hangs"
     HANDLER_OVERRUN = "the handler runs past its deadline"
     LOG_FALLBACK = "no spool, endpoint down: log lines"
+    TRACKED_INSIDE_RESERVE = "usage tracked as it returns, inside the reserve"
+    KILL_IN_FLUSH = "SIGKILL at a random moment of the flush"
+    KILL_IN_FLUSH_TMP_LOST = "SIGKILL in the flush, restarted with /tmp lost"
 
 
 class Ending(Enum):
@@ -74,6 +77,9 @@ WEIGHTS: Mapping[FaultKind, int] = {
     FaultKind.SIGKILL_HANGING: 3,
     FaultKind.HANDLER_OVERRUN: 3,
     FaultKind.LOG_FALLBACK: 3,
+    FaultKind.TRACKED_INSIDE_RESERVE: 4,
+    FaultKind.KILL_IN_FLUSH: 4,
+    FaultKind.KILL_IN_FLUSH_TMP_LOST: 4,
 }
 
 _SERVER_ERRORS = (500, 502, 503, 504)
@@ -115,6 +121,7 @@ class Fault:
     rejected_share: float = 0.0
     ending: Ending = Ending.IN_TIME
     min_events: int = 0  # the fault needs at least this many events to show
+    track_last: bool = False  # the handler tracks after its work, as it returns
     detail: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -250,6 +257,37 @@ def make_fault(
             ending=Ending.KILLED_AT_DEADLINE,
             min_events=1,
             detail="the handler never returns",
+        )
+    if kind is FaultKind.TRACKED_INSIDE_RESERVE:
+        # The usage is known at the end of the work, which ends inside the reserve: no time
+        # to send, and the deadline watch passed before the events existed. The endpoint is
+        # down or slow, so only their log line and spool file keep them.
+        leave_ms = rng.randint(60, max(61, timings.flush_reserve_ms - 40))
+        down = rng.random() < 0.5
+        plan = {"then": {"action": "hang"}} if down else {"latency_ms": budget_ms}
+        return Fault(
+            kind,
+            plan,
+            leave_ms=leave_ms,
+            track_last=True,
+            min_events=1,
+            detail=f"{leave_ms} ms left, endpoint {'hangs' if down else 'slow'}",
+        )
+    if kind in (FaultKind.KILL_IN_FLUSH, FaultKind.KILL_IN_FLUSH_TMP_LOST):
+        # A realistic round trip, so the flush takes a while; the process is killed at a
+        # random moment after the handler returned (out of memory, a crash in native code,
+        # a platform kill): before, during or after its request.
+        latency_ms = rng.randint(30, 120)
+        kill_after_ms = rng.randint(0, latency_ms + 20)
+        lose_tmp = kind is FaultKind.KILL_IN_FLUSH_TMP_LOST
+        return Fault(
+            kind,
+            {"latency_ms": latency_ms},
+            ending=Ending.SIGKILLED,
+            min_events=1,
+            detail=f"{latency_ms} ms round trip, killed {kill_after_ms} ms after returning"
+            + (", /tmp lost" if lose_tmp else ""),
+            extra={"kill_after_ms": kill_after_ms, "lose_tmp": lose_tmp},
         )
     if kind is FaultKind.LOG_FALLBACK:
         # Run where the spool cannot be used: what is not delivered is printed as

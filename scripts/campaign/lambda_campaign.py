@@ -53,6 +53,7 @@ from doow_serverless_dev.lambda_local import InvocationResult, LocalFunction
 
 from .accounting import InvocationRecord, Ledger, balance
 from .evidence import NOTHING, RETRIES, Evidence, Observed, Reading, took_effect
+from .exports import cloudwatch_export
 from .faults import Ending, Fault, FaultKind, Timings, make_fault, schedule
 from .leaks import LeakScan
 from .replay import ReplayRun, replay
@@ -72,6 +73,8 @@ REJECTED_MARKER = '{"campaign_rejected"'
 UNSENT_MARKER = '{"doow_unsent"'
 # The line the campaign function prints for any other delivery error the SDK reports.
 UNDELIVERED_MARKER = '{"campaign_undelivered"'
+# The line a campaign function prints just before its handler returns (its flush begins).
+RETURNING_MARKER = '{"campaign_returning"'
 REFUSED_CONNECTION = "Connection refused"
 _COUNTERS = ("accepted", "duplicates", "rejected", "batches", "requests", "connections")
 _PROGRESS_EVERY = 50
@@ -249,6 +252,8 @@ class Platform:
     default_count: int
     title: str
     intro: str
+    export: Callable[[list[str]], str]  # a sandbox's log lines, as its platform exports them
+    export_suffix: str  # the export file's ending
     epilogue: str = ""  # the report's last section
 
     @property
@@ -268,6 +273,8 @@ LAMBDA = Platform(
     default_count=1000,
     title=TITLE,
     intro=INTRO,
+    export=cloudwatch_export,
+    export_suffix=".json",
     epilogue=OTHER_PLATFORMS,
 )
 
@@ -314,6 +321,13 @@ class Sandbox:
                 self._log.write(line + "\n")
                 self._log.flush()
         self._on_line(line)
+
+    def lose_tmp(self) -> None:
+        """The next process starts with an empty /tmp, as in a new sandbox: the spool of the
+        processes before it is gone."""
+        if self.spool_usable:
+            shutil.rmtree(self.spool, ignore_errors=True)
+            self.spool.mkdir()
 
     def reclaim(self) -> None:
         """Kill the process, as Lambda reclaims an environment, and keep its last lines."""
@@ -366,6 +380,9 @@ class LambdaCampaign:
         self._unsent_lines = 0
         self._refused_connections = 0
         self._seen_until = NOTHING  # what was seen by the end of the last invocation
+        # Invocations whose handler said it is returning: their flush has begun.
+        self._returning: set[int] = set()
+        self._returned = threading.Condition(self._lock)
         self._notes: list[str] = []
         self._endpoint = Endpoint(
             workdir / "collector.sqlite3", self.api_key, self.timings.idle_timeout
@@ -401,6 +418,9 @@ class LambdaCampaign:
             for sandbox in self._sandboxes.values():
                 sandbox.reclaim()
             self._leaks.scan_paths(sandbox.spool for sandbox in self._sandboxes.values())
+            # The sandboxes are gone, and their /tmp with them: what is left is the log.
+            for sandbox in self._sandboxes.values():
+                sandbox.lose_tmp()
             replays, stored_by_replay = self._replay_twice()
             collector = self._endpoint.counters()
         finally:
@@ -438,9 +458,6 @@ class LambdaCampaign:
             "DOOW_TRACK_FLUSH_TIMEOUT": str(self.timings.flush_timeout_ms),
             "DOOW_TRACK_FLUSH_RESERVE": str(reserve_ms),
         }
-        if reserve_ms == 0:
-            # No time kept back for log lines either, so the flush runs into the deadline.
-            environment["DOOW_TRACK_LOG_UNSENT"] = "0"
         return environment
 
     def _run_fault(self, fault: Fault) -> None:
@@ -475,6 +492,8 @@ class LambdaCampaign:
         invocations = [self._invoke(sandbox, fault) for _ in range(fault.span)]
         if fault.extra.get("reclaim"):
             sandbox.reclaim()  # killed while idle, as Lambda reclaims an environment
+        if fault.extra.get("lose_tmp"):
+            sandbox.lose_tmp()  # restarted in a new sandbox: only the log is left
         return invocations
 
     def _settle(self, kind: FaultKind, invocations: list[Observed], steps_taken: int) -> Evidence:
@@ -488,7 +507,12 @@ class LambdaCampaign:
             self._notes.append(f"invocation {self._number}: the collector did not settle")
         output_by = time.monotonic() + _OUTPUT_GRACE_S
         while True:
-            evidence = Evidence(invocations, steps_taken, self._reading().since(self._seen_until))
+            evidence = Evidence(
+                invocations,
+                steps_taken,
+                self._reading().since(self._seen_until),
+                reserve=0.0 if kind is FaultKind.DEADLINE_KILL else self.timings.flush_reserve,
+            )
             if took_effect(kind, evidence) or time.monotonic() >= output_by:
                 return evidence
             time.sleep(0.02)
@@ -532,13 +556,21 @@ class LambdaCampaign:
             min_events=fault.min_events,
             rejected_share=fault.rejected_share,
         )
-        payload: dict[str, Any] = {"events": [event.document() for event in events]}
+        payload: dict[str, Any] = {
+            "events": [event.document() for event in events],
+            "number": number,
+            "track_last": fault.track_last,
+        }
         if fault.leave_ms is not None:
             payload["leave_ms"] = fault.leave_ms
         else:
             payload["sleep_ms"] = self._rng.randint(0, 20)
         killed = False
-        if fault.ending is Ending.SIGKILLED:
+        if "kill_after_ms" in fault.extra:
+            result, killed = self._invoke_and_kill_in_flush(
+                sandbox, payload, number, float(fault.extra["kill_after_ms"]) / 1000
+            )
+        elif fault.ending is Ending.SIGKILLED:
             result, killed = self._invoke_and_kill(sandbox, payload)
         else:
             result = sandbox.function.invoke(payload)
@@ -598,7 +630,48 @@ class LambdaCampaign:
             raise failures[0]
         return answers[0], killed
 
+    def _invoke_and_kill_in_flush(
+        self, sandbox: Sandbox, payload: dict[str, Any], number: int, after: float
+    ) -> tuple[InvocationResult, bool]:
+        """Invoke; SIGKILL the process ``after`` seconds once its handler said it returns
+        (its flush has begun), unless the invocation is over by then."""
+        answers: list[InvocationResult] = []
+        failures: list[BaseException] = []
+
+        def invoke() -> None:
+            try:
+                answers.append(sandbox.function.invoke(payload))
+            except BaseException as exc:
+                failures.append(exc)
+
+        thread = threading.Thread(target=invoke, name="campaign-invoke", daemon=True)
+        thread.start()
+        killed = False
+        with self._returned:
+            returning = self._returned.wait_for(
+                lambda: number in self._returning or not thread.is_alive(),
+                timeout=self.timings.function_timeout + 5,
+            )
+        if returning and number in self._returning:
+            thread.join(after)
+            pid = sandbox.function.pid
+            if thread.is_alive() and pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    killed = True
+        thread.join()
+        if failures:
+            raise failures[0]
+        return answers[0], killed
+
     def _on_line(self, line: str) -> None:
+        marker = line.find(RETURNING_MARKER)
+        if marker >= 0:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                number = int(json.loads(line[marker:])["campaign_returning"])
+                with self._returned:
+                    self._returning.add(number)
+                    self._returned.notify_all()
         if UNSENT_MARKER in line:
             with self._lock:
                 self._unsent_lines += 1
@@ -619,17 +692,21 @@ class LambdaCampaign:
     # -- after the invocations -----------------------------------------------------------
 
     def _replay_twice(self) -> tuple[list[ReplayRun], list[int]]:
-        sandboxes = list(self._sandboxes.values())
+        """The recovery the docs give: export the logs as the platform's tools do, and
+        ``doow-serverless replay --log`` the export, twice (the second sends nothing new)."""
+        exports = self.workdir / "exports"
+        exports.mkdir(exist_ok=True)
+        paths = []
+        for sandbox in self._sandboxes.values():
+            path = exports / f"{sandbox.name}{self.platform.export_suffix}"
+            lines = sandbox.log_path.read_text(encoding="utf-8").splitlines()
+            path.write_text(self.platform.export(lines), encoding="utf-8")
+            paths.append(path)
         runs: list[ReplayRun] = []
         stored_by_replay: list[int] = []
         for _ in range(2):
             before = self._endpoint.stored()
-            run = replay(
-                endpoint=self._endpoint.url,
-                api_key=self.api_key,
-                spools=[sandbox.spool for sandbox in sandboxes if sandbox.spool_usable],
-                logs=[sandbox.log_path for sandbox in sandboxes],
-            )
+            run = replay(endpoint=self._endpoint.url, api_key=self.api_key, spools=[], logs=paths)
             runs.append(run)
             stored_by_replay.append(self._endpoint.stored() - before)
             if not run.available:

@@ -31,7 +31,12 @@ How the campaign works (`scripts/campaign/`):
   an unknown license; a 413; a stale keep-alive connection (the process is frozen longer
   than the collector's idle timeout); a kill at the deadline in the middle of a flush; a
   SIGKILL while a request hangs; a handler that never returns, killed at its deadline with
-  the events it tracked (the SDK's deadline watch spools them shortly before the deadline).
+  the events it tracked (the SDK's deadline watch writes them out shortly before the
+  deadline); a handler whose usage is known only as it returns, inside the flush reserve
+  (no time to send: only the log line and the spool keep those events); and a SIGKILL at a
+  random moment after the handler returned, before, during or after the flush's request,
+  against an endpoint with a realistic round trip (30–120 ms), half of those followed by a
+  restart with `/tmp` lost (a new sandbox: the spool is gone, only the log is left).
   Healthy invocations are mixed in.
 - A fault counts as exercised only when its effect was seen, not when it was scheduled: the
   campaign reads the collector's own record of how it ended each request (the status it
@@ -43,16 +48,17 @@ How the campaign works (`scripts/campaign/`):
   the flush); the run fails when a kind it scheduled never took effect.
   After a 429 with a `Retry-After` beyond the budget the campaign waits that long, as the SDK
   sends nothing until then and the next fault would have nothing to act on.
-- Three simulated sandboxes each keep a spool directory across process restarts, and every
-  line their processes print goes to a log file. `main` runs most faults; `no-reserve`
-  (`DOOW_TRACK_FLUSH_RESERVE=0`, and no `doow_unsent` lines, so no share of the budget is
-  kept for them: the flush runs right into the deadline) only the kills at the deadline;
-  `no-spool` has a spool it cannot use and an endpoint answering 503, so what it cannot
-  deliver it prints as `doow_unsent` lines, and half the time it is then reclaimed while
-  idle.
+- Three simulated sandboxes each keep a spool directory across process restarts (unless a
+  fault loses it), and every line their processes print goes to a log file. `main` runs
+  most faults; `no-reserve` (`DOOW_TRACK_FLUSH_RESERVE=0`: the flush runs right into the
+  deadline) only the kills at the deadline; `no-spool` has a spool it cannot use and an
+  endpoint answering 503, and half the time it is then reclaimed while idle.
 - At the end, one healthy invocation per sandbox lets the last process send what it holds;
-  the sandboxes are killed, as Lambda reclaims them, and `doow-serverless replay` runs over
-  the spool directories and log files, twice: the second run must store nothing new.
+  the sandboxes are killed and their `/tmp` lost, as a platform reclaims them. The recovery
+  is then exactly the one `docs/recovery.md` gives users: each sandbox's log is exported as
+  the platform's tools export it (only the lines the documented filter selects), and
+  `doow-serverless replay --log` runs over the exports, twice: the second run must store
+  nothing new. No spool is replayed: on these platforms no one can reach a dead sandbox's.
 - The balance: *lost* = tracked − stored − rejected by the server, and must be 0. An event
   counts as rejected only when the collector refused it in a 207 it sent: the collector
   records each refusal in its store, with whether that 207 was the answer or a fault

@@ -31,6 +31,7 @@ from typing import Any
 from doow_serverless_dev.lambda_local import InvocationResult
 from doow_serverless_dev.vercel_local import VercelFunction, VercelResponse
 
+from .exports import vercel_drain_export
 from .faults import Timings
 from .lambda_campaign import Output, Platform, invocation_result, main_for
 
@@ -63,10 +64,14 @@ How it differs from the Lambda run (`scripts/campaign/vercel_campaign.py`):
   (`SIGSTOP`) for longer than the collector's idle timeout, then resumes it (`SIGCONT`) to
   serve the second one, as a Vercel instance is suspended between invocations.
 - **Kills**: "killed at the deadline" is the harness ending an instance whose flush (with
-  `DOOW_TRACK_FLUSH_RESERVE=0` and `DOOW_TRACK_LOG_UNSENT=0`) runs into the deadline;
-  "SIGKILL while a request hangs" kills the runtime process while its flush waits on the
-  collector, after the response was sent; a reclaimed sandbox is killed while idle. Each
-  is followed by a new instance in the same sandbox, then by the replays.
+  `DOOW_TRACK_FLUSH_RESERVE=0`) runs into the deadline; "SIGKILL while a request hangs"
+  kills the runtime process while its flush waits on the collector, after the response was
+  sent; "SIGKILL at a random moment of the flush" kills it at a random moment after the
+  handler answered (the flush runs after the response, handed to `wait_until`; the events
+  got their log line before the response); a reclaimed sandbox is killed while idle. Each
+  is followed by a new instance in the same sandbox (its `/tmp` lost, for the kinds that
+  say so), and at the end by the recovery the docs give: a Log Drain's NDJSON export of
+  each log, replayed.
 - Every fault kind of the Lambda campaign applies. Not covered: the runtime's older Lambda
   mode (no IPC socket; the response is held until the flush, see
   [vercel.md](vercel.md)), and WSGI/ASGI apps, whose flush goes through the same
@@ -174,9 +179,11 @@ VERCEL = Platform(
     module="scripts.campaign.vercel_campaign",
     integration="Vercel",
     count_option="--requests",
-    default_count=300,
+    default_count=1000,
     title=TITLE,
     intro=INTRO,
+    export=vercel_drain_export,
+    export_suffix=".ndjson",
 )
 
 

@@ -119,6 +119,60 @@ def test_invoke_reports_a_function_error_with_exit_code_1(
     assert error["errorMessage"] == "broken on purpose"
 
 
+def test_invoke_plays_managed_instances_with_concurrency(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    code = main(
+        [
+            "invoke",
+            "DoowExampleFunction",
+            "-e",
+            str(EVENTS_DIR / "orders.json"),
+            "--count",
+            "6",
+            "--concurrency",
+            "3",
+        ]
+    )
+
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert len(captured.out.splitlines()) == 6
+    # Background delivery, detected: the events go after the responses, all of them.
+    assert "the collector received 12 event(s)" in captured.err
+    assert "lambda-managed-instances" not in captured.err  # no warning about the mode
+
+
+def test_invoke_after_response_reports_when_the_invocation_completed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    code = main(
+        [
+            "invoke",
+            "DoowExampleFunction",
+            "-e",
+            str(EVENTS_DIR / "orders.json"),
+            "--count",
+            "2",
+            "--delivery",
+            "after-response",
+        ]
+    )
+
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "the collector received 4 event(s)" in captured.err
+    assert "not available" not in captured.err  # the extension registered
+
+
+def test_invoke_refuses_an_unknown_delivery(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["invoke", "--delivery", "eventually"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
 def test_the_forwarder_runs_from_the_template_like_sam_local_invoke(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

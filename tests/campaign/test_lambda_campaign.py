@@ -40,6 +40,8 @@ def test_only_the_kill_faults_are_meant_to_miss_their_deadline() -> None:
         FaultKind.DEADLINE_KILL,
         FaultKind.SIGKILL_HANGING,
         FaultKind.HANDLER_OVERRUN,
+        FaultKind.KILL_IN_FLUSH,
+        FaultKind.KILL_IN_FLUSH_TMP_LOST,
     }
 
 

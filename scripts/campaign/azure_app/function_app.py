@@ -7,7 +7,11 @@ request's JSON body says exactly what to track, so the campaign knows every even
     {"events": [{"key": "run:7:0", "quantity": 12, "license_id": "lic_..."}, ...],
      "sleep_ms": 20,        # work this long after tracking, or
      "leave_ms": 300,       # work until this much of the function timeout is left
+     "track_last": true,    # track after the work, as the function returns (default: before)
      "timeout_ms": 1500}    # the function timeout the host enforces
+
+Just before it returns, the function prints ``{"campaign_returning": N}`` (N from the body's
+``number``): the flush follows, and the campaign may kill the worker then.
 
 Azure tells a function nothing about its time, so ``leave_ms`` is measured from when the
 function was called, as the SDK measures its budget. ``campaign_sync`` runs on the
@@ -42,6 +46,7 @@ from doow_serverless import (
 METRIC = "campaign_units"
 REJECTED_MARKER = "campaign_rejected"
 UNDELIVERED_MARKER = "campaign_undelivered"
+RETURNING_MARKER = "campaign_returning"
 
 
 def _on_error(error: DoowError) -> None:
@@ -63,10 +68,7 @@ tracker = DoowTracker(on_error=_on_error)
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 
-def _track(req: func.HttpRequest) -> tuple[dict[str, Any], float]:
-    """Track what the request names; the plan, and how long to work (None: until leave_ms)."""
-    called = time.monotonic()
-    plan: dict[str, Any] = req.get_json()
+def _track_planned(plan: dict[str, Any]) -> None:
     for item in plan.get("events", []):
         tracker.track(
             metric=METRIC,
@@ -74,6 +76,15 @@ def _track(req: func.HttpRequest) -> tuple[dict[str, Any], float]:
             license_id=item["license_id"],
             idempotency_key=item["key"],
         )
+
+
+def _track(req: func.HttpRequest) -> tuple[dict[str, Any], float]:
+    """Track what the request names (unless it says to track last); the plan, and how long
+    to work."""
+    called = time.monotonic()
+    plan: dict[str, Any] = req.get_json()
+    if not plan.get("track_last"):
+        _track_planned(plan)
     leave_ms = plan.get("leave_ms")
     if leave_ms is None:
         return plan, plan.get("sleep_ms", 0) / 1000
@@ -82,6 +93,10 @@ def _track(req: func.HttpRequest) -> tuple[dict[str, Any], float]:
 
 
 def _answer(plan: dict[str, Any]) -> func.HttpResponse:
+    """Track last if asked; say the flush begins; the response."""
+    if plan.get("track_last"):
+        _track_planned(plan)
+    print(json.dumps({RETURNING_MARKER: plan.get("number")}), flush=True)
     body = json.dumps({"tracked": len(plan.get("events", []))})
     return func.HttpResponse(body, mimetype="application/json")
 

@@ -6,7 +6,11 @@ event says exactly what to track, so the campaign knows every event that exists:
 
     {"events": [{"key": "run:7:0", "quantity": 12, "license_id": "lic_..."}, ...],
      "sleep_ms": 20,        # work this long after tracking, or
-     "leave_ms": 300}       # work until this much of the invocation's time is left
+     "leave_ms": 300,       # work until this much of the invocation's time is left
+     "track_last": true}    # track after the work, as the handler returns (default: before)
+
+Just before it returns, the handler prints ``{"campaign_returning": N}`` (N from the event's
+``number``): the moment the flush begins, which the campaign may kill it after.
 
 When the server refuses events for good, their ids are printed as one JSON line
 (``{"campaign_rejected": {...}}``), so the campaign can tell "rejected" from "lost".
@@ -36,6 +40,7 @@ from doow_serverless import (
 METRIC = "campaign_units"
 REJECTED_MARKER = "campaign_rejected"
 UNDELIVERED_MARKER = "campaign_undelivered"
+RETURNING_MARKER = "campaign_returning"
 
 
 def _on_error(error: DoowError) -> None:
@@ -56,9 +61,7 @@ def _on_error(error: DoowError) -> None:
 tracker = DoowTracker(on_error=_on_error)
 
 
-@with_lambda(tracker)
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    planned = event.get("events", [])
+def _track(planned: list[dict[str, Any]]) -> None:
     for item in planned:
         tracker.track(
             metric=METRIC,
@@ -66,10 +69,20 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             license_id=item["license_id"],
             idempotency_key=item["key"],
         )
+
+
+@with_lambda(tracker)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    planned = event.get("events", [])
+    if not event.get("track_last"):
+        _track(planned)
     leave_ms = event.get("leave_ms")
     if leave_ms is not None:
         while context.get_remaining_time_in_millis() > leave_ms:
             time.sleep(0.002)
     else:
         time.sleep(event.get("sleep_ms", 0) / 1000)
+    if event.get("track_last"):
+        _track(planned)
+    print(json.dumps({RETURNING_MARKER: event.get("number")}), flush=True)
     return {"tracked": len(planned)}

@@ -56,6 +56,8 @@ SPOOL_AHEAD_SHARE = 0.5
 # rarely runs past the budget.
 LOG_SHARE = 0.1
 MAX_LOG_TIME_S = 0.05
+# How often a serverless process looks for the spool of a process that died since.
+ADOPT_EVERY_S = 5.0
 
 
 class FlushResult(NamedTuple):
@@ -110,6 +112,7 @@ class Sender:
         self._closing = threading.Event()
         self._stopped: DoowDeliveryError | None = None  # why sending stopped for good
         self._not_before = 0.0
+        self._adopted_at = time.monotonic()
 
     @property
     def spooling(self) -> bool:
@@ -142,6 +145,11 @@ class Sender:
         delivered = rejected = 0
         rejection: DoowRejectedError | None = None
         self.open()
+        if self._serverless and started - self._adopted_at >= ADOPT_EVERY_S:
+            # Other processes share this spool (Managed Instances, an Azure app's workers):
+            # one that died since is adopted by a live one, not only by the next to start.
+            self._adopted_at = started
+            self._carry_over.adopt_orphans(self._outbox, log_adopted=True)
         # Events too large to ever be sent, found while forming batches: refused locally.
         refused: list[Unencodable] = []
         ahead = (
@@ -327,6 +335,26 @@ class Sender:
         return self._stopped or error
 
     # -- sending nothing ----------------------------------------------------------------------
+
+    def keep(self, keep_until: Deadline | None = None) -> None:
+        """What a flush does before sending, without the sending: a line for each batch that
+        has none (write-ahead on), then the spool (until ``keep_until``)."""
+        self.open()
+        refused: list[Unencodable] = []
+        try:
+            self._carry_over.before_sending(self._outbox, refused, keep_until)
+        except Exception:
+            logger.exception("doow-serverless: could not keep the queued events")
+        if refused:
+            self.refused_locally(refused)
+
+    def deliver_by_log(self) -> int:
+        """Logs-only delivery (see ``CarryOver.deliver_by_log``); the events given up."""
+        refused: list[Unencodable] = []
+        given_up = self._carry_over.deliver_by_log(self._outbox, refused)
+        if refused:
+            self.refused_locally(refused)
+        return given_up
 
     def persist(self, why: str) -> None:
         """Keep everything queued or in flight (spool, log lines), sending nothing."""

@@ -502,6 +502,25 @@ class DoowTracker:
     # ------------------------------------------------------------------------------
     # Keeping events past the process (see _durability)
 
+    def keep(self) -> None:
+        """Make what is queued durable as a flush does before it sends, sending nothing.
+
+        On a serverless platform: a log line for every batch that has none (unless
+        ``log_ahead`` is off), then the spool. The platform wrappers call this before a
+        response goes back when the sending happens after it.
+        """
+        if self._enabled:
+            self._sender.keep(_keep_until())
+
+    def deliver_by_log(self) -> int:
+        """Deliver what is queued by log lines alone, sending nothing: each batch is
+        written as a line on stdout and given up here (``stats().persisted``); a forwarder
+        reading the platform's logs delivers it. The events given up."""
+        if not self._enabled:
+            return 0
+        self._report_dropped()
+        return self._sender.deliver_by_log()
+
     def persist(self, reason: str = "kept on request") -> None:
         """Write everything queued (and in flight in other threads) where it survives this
         process, sending nothing: the spool, and on serverless platforms a log line.

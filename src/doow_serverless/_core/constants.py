@@ -62,6 +62,8 @@ ENV_LOG_AHEAD = "DOOW_TRACK_LOG_AHEAD"
 # The platform wrappers' flush (milliseconds, as the other durations).
 ENV_FLUSH_TIMEOUT = "DOOW_TRACK_FLUSH_TIMEOUT"
 ENV_FLUSH_RESERVE = "DOOW_TRACK_FLUSH_RESERVE"
+# How the platform wrappers deliver: auto, sync, after-response, background, logs.
+ENV_DELIVERY = "DOOW_TRACK_DELIVERY"
 # Seconds, as "maxDuration" in vercel.json: Vercel's own variables do not carry it.
 ENV_VERCEL_MAX_DURATION = "DOOW_TRACK_VERCEL_MAX_DURATION"
 # The forwarders (doow_serverless.forwarders): the Log Drain's signature secret and
@@ -75,6 +77,10 @@ ENV_EVENT_HUB_CONNECTION = "DOOW_TRACK_EVENT_HUB_CONNECTION"
 # Variables the platforms set, by which the SDK knows where it runs.
 ENV_LAMBDA_FUNCTION_NAME = "AWS_LAMBDA_FUNCTION_NAME"
 ENV_LAMBDA_RUNTIME_API = "AWS_LAMBDA_RUNTIME_API"
+# Lambda Managed Instances: several invocations at once in one environment, never frozen.
+ENV_LAMBDA_INITIALIZATION_TYPE = "AWS_LAMBDA_INITIALIZATION_TYPE"
+LAMBDA_MANAGED_INSTANCES = "lambda-managed-instances"
+ENV_LAMBDA_MAX_CONCURRENCY = "AWS_LAMBDA_MAX_CONCURRENCY"
 ENV_VERCEL = "VERCEL"
 ENV_VERCEL_IPC_PATH = "VERCEL_IPC_PATH"  # vercel-runtime's IPC mode (Fluid compute)
 ENV_AZURE_WORKER_RUNTIME = "FUNCTIONS_WORKER_RUNTIME"

@@ -8,9 +8,12 @@ from .constants import (
     ENV_AZURE_ENVIRONMENT,
     ENV_AZURE_WORKER_RUNTIME,
     ENV_LAMBDA_FUNCTION_NAME,
+    ENV_LAMBDA_INITIALIZATION_TYPE,
+    ENV_LAMBDA_MAX_CONCURRENCY,
     ENV_LAMBDA_RUNTIME_API,
     ENV_VERCEL,
     ENV_VERCEL_IPC_PATH,
+    LAMBDA_MANAGED_INSTANCES,
 )
 
 AWS_LAMBDA = "aws-lambda"
@@ -38,3 +41,11 @@ def frozen_after_response(environ: Mapping[str, str]) -> bool:
     """Work after a response could run in a frozen process: Vercel's runtime in its older
     Lambda mode, which answers Lambda as soon as the response body is read."""
     return detect_platform(environ) == AWS_LAMBDA and not vercel_ipc_mode(environ)
+
+
+def lambda_managed_instances(environ: Mapping[str, str]) -> bool:
+    """Lambda Managed Instances: several processes serve invocations at once in one
+    environment, which is never frozen, and whose timeouts are not enforced by a kill."""
+    return environ.get(ENV_LAMBDA_INITIALIZATION_TYPE) == LAMBDA_MANAGED_INSTANCES or bool(
+        environ.get(ENV_LAMBDA_MAX_CONCURRENCY)
+    )

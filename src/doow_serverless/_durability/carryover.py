@@ -44,6 +44,7 @@ logger = logging.getLogger(LOGGER_NAME)
 WRITE_AHEAD = "write-ahead"
 ADOPTED = "adopted from a process that died here"
 IN_FLIGHT = "in flight when an invocation neared its deadline"
+LOGS_ONLY = "logs-only delivery"
 
 
 class CarryOver:
@@ -83,18 +84,36 @@ class CarryOver:
         except Exception as exc:  # SpoolUnavailable, or a failure no one foresaw
             self._spool = None
             return str(exc)
-        if found:
-            batches = self._each_event_once(found, spool)
-            outbox.adopt(batches)
-            logger.info(
-                "doow-serverless: %d event(s) left unsent by an earlier process are sent first",
-                sum(len(batch) for batch in batches),
-            )
-            if log_adopted and self._log:
-                with self._logging:
-                    for batch in batches:
-                        self._write_line(batch, ADOPTED)
+        self._take_over(found, spool, outbox, log_adopted=log_adopted)
         return None
+
+    def adopt_orphans(self, outbox: Outbox, *, log_adopted: bool) -> None:
+        """Queue (first) what processes that died since left in the spool."""
+        spool = self._spool
+        if spool is None or not self._opened:
+            return
+        try:
+            found = spool.adopt()
+        except Exception:
+            logger.exception("doow-serverless: could not look for a dead process's batches")
+            return
+        self._take_over(found, spool, outbox, log_adopted=log_adopted)
+
+    def _take_over(
+        self, found: list[SpooledBatch], spool: Spool, outbox: Outbox, *, log_adopted: bool
+    ) -> None:
+        if not found:
+            return
+        batches = self._each_event_once(found, spool)
+        outbox.adopt(batches)
+        logger.info(
+            "doow-serverless: %d event(s) left unsent by a process that died are sent first",
+            sum(len(batch) for batch in batches),
+        )
+        if log_adopted and self._log:
+            with self._logging:
+                for batch in batches:
+                    self._write_line(batch, ADOPTED)
 
     # -- a flush ----------------------------------------------------------------------------
 
@@ -245,6 +264,23 @@ class CarryOver:
                     lost += len(batch)
         self.acknowledge()
         return kept, lost
+
+    def deliver_by_log(self, outbox: Outbox, refused: list[Unencodable]) -> int:
+        """Logs-only delivery: a line for every queued batch that has none, then each is
+        given up here, the log being its way to Doow (a forwarder sends it). The events
+        given up; those that could not be written stay queued."""
+        given_up = 0
+        with self._logging:
+            for batch in self._waiting(outbox, refused, None, _unlogged):
+                self._write_line(batch, LOGS_ONLY)
+            for batch in outbox.claim_all(self._config.attribution, refused):
+                if batch.logged:
+                    self.settled(batch)  # no spool file or acknowledgement is owed for it
+                    outbox.hand_over(batch, persisted=True)
+                    given_up += len(batch)
+                else:
+                    outbox.release(batch)
+        return given_up
 
     # -- helpers ----------------------------------------------------------------------------
 

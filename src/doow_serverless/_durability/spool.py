@@ -85,8 +85,15 @@ class Spool:
         with self._lock:
             if self._dir is None:
                 self._dir = self._claim_directory()
+        return self.adopt() if adopt else []
+
+    def adopt(self) -> list[SpooledBatch]:
+        """Adopt the batches of processes that died since (several processes share a
+        spool directory on Lambda Managed Instances, or an Azure app's workers: the live
+        ones take a dead one's batches while the environment lives, each batch once)."""
+        with self._lock:
             adopted: list[SpooledBatch] = []
-            if not adopt:
+            if self._dir is None:
                 return adopted
             for batch in self._adopt_orphans(self._dir, adopted):
                 self._files[batch.name] = len(batch.body)

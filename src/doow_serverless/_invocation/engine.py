@@ -84,6 +84,32 @@ class Invocation:
         unwatch(self._guard)
         return True
 
+    def keep(self) -> None:
+        """Make the invocation's events durable now (lines, spool), sending nothing: for
+        wrappers that send after the response, so no kill in between loses them."""
+        try:
+            with self.entered():
+                self._engine.tracker.keep()
+        except Exception:
+            logger.exception("doow-serverless: could not keep the invocation's events")
+
+    def release(self) -> None:
+        """End the invocation without flushing: disarm the watch, keep its events (lines,
+        spool). Whoever sends later (a background thread) sends them."""
+        if self._closing():
+            self.keep()
+
+    def end_by_log(self) -> None:
+        """Logs-only delivery: disarm the watch, write every queued event as a log line,
+        and send nothing (a forwarder delivers from the platform's logs)."""
+        if not self._closing():
+            return
+        try:
+            with self.entered():
+                self._engine.tracker.deliver_by_log()
+        except Exception:
+            logger.exception("doow-serverless: could not write the invocation's events")
+
     def finish(self) -> FlushResult | None:
         """Disarm the watch and flush within the budget, in this thread; never raises."""
         if not self._closing():
@@ -99,6 +125,9 @@ class Invocation:
         the event loop keeps serving other requests or invocations meanwhile."""
         if not self._closing():
             return None
+        # Kept here, on the loop, before the flush moves to a thread: a kill while the
+        # thread is being found would otherwise find the events in memory only.
+        self.keep()
         budget = self.budget()
         result = await flush_off_loop(self._engine.tracker, budget, self.scope)
         self._engine.check_reserve(result, budget)
@@ -156,14 +185,19 @@ class InvocationEngine:
         *,
         invocation_id: str | None,
         remaining: Callable[[], float | None],
+        end: Callable[[Invocation], object] | None = None,
     ) -> R:
-        """Run ``call`` as one invocation, then flush before its deadline."""
+        """Run ``call`` as one invocation, then end it: ``end`` (the invocation), by default
+        a flush before its deadline."""
         invocation = self.begin(invocation_id, remaining_quietly(remaining))
         try:
             with invocation.entered():
                 return call()
         finally:
-            invocation.finish()
+            if end is None:
+                invocation.finish()
+            else:
+                _end_quietly(end, invocation)
 
     async def arun(
         self,
@@ -179,6 +213,14 @@ class InvocationEngine:
                 return await call()
         finally:
             await invocation.afinish()
+
+
+def _end_quietly(end: Callable[[Invocation], object], invocation: Invocation) -> None:
+    try:
+        end(invocation)
+    except Exception:
+        logger.exception("doow-serverless: ending the invocation failed")
+        invocation.finish()
 
 
 def remaining_quietly(remaining: Callable[[], float | None]) -> float | None:

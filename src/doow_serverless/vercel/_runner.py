@@ -47,11 +47,15 @@ class Runner:
         return self.engine.begin(request_id, self.max_duration if left is None else left)
 
     def finish(self, invocation: Invocation) -> None:
-        """After the response: hand the flush to wait_until, or else flush here."""
+        """After the response: hand the flush to wait_until, or else flush here. Either
+        way the events are kept first (their lines, the spool): the instance may be killed
+        before the work handed to wait_until begins."""
+        invocation.keep()
         if not _handed_to_wait_until(invocation):
             invocation.finish()
 
     async def afinish(self, invocation: Invocation) -> None:
+        invocation.keep()
         if not _handed_to_wait_until(invocation):
             await invocation.afinish()
 

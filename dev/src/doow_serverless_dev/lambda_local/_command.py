@@ -10,10 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from doow_serverless._core.constants import ENV_API_KEY, ENV_ENDPOINT, KEY_PREFIX
+from doow_serverless._core.constants import ENV_API_KEY, ENV_DELIVERY, ENV_ENDPOINT, KEY_PREFIX
+from doow_serverless._invocation.delivery import DELIVERIES
+
+if TYPE_CHECKING:
+    from ._function import InvocationResult
 
 # Inside `sam local`'s container this name is the developer's machine; here it is this one.
 DOCKER_HOST_NAME = "host.docker.internal"
@@ -53,6 +58,18 @@ def configure_invoke_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--count", type=int, default=1, help="invoke this many times in one warm environment"
     )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="run as Lambda Managed Instances: N worker processes, the --count invocations "
+        "sent at once, nothing frozen, SIGTERM at the end",
+    )
+    parser.add_argument(
+        "--delivery",
+        choices=DELIVERIES,
+        help=f"how the wrapped handler delivers its events (sets {ENV_DELIVERY})",
+    )
     parser.add_argument("--python", help="the interpreter that runs awslambdaric")
     parser.set_defaults(run=run_invoke)
 
@@ -77,6 +94,9 @@ def run_invoke(args: argparse.Namespace) -> int:
     if args.count < 1:
         print("doow-serverless invoke: --count must be at least 1", file=sys.stderr)
         return 2
+    if args.concurrency is not None and args.concurrency < 1:
+        print("doow-serverless invoke: --concurrency must be at least 1", file=sys.stderr)
+        return 2
     if args.python is None and not _has_runtime_client():
         print(
             "doow-serverless invoke: the Lambda runtime client is not installed here; "
@@ -88,6 +108,8 @@ def run_invoke(args: argparse.Namespace) -> int:
     overrides = _env_overrides(env_file, spec.logical_id)
     if args.endpoint:
         overrides[ENV_ENDPOINT] = args.endpoint
+    if args.delivery:
+        overrides[ENV_DELIVERY] = args.delivery
     environment.update(overrides)
     environment = {name: _local_host(value) for name, value in environment.items()}
 
@@ -120,7 +142,6 @@ def run_invoke(args: argparse.Namespace) -> int:
 def _invoke(spec: Any, environment: dict[str, str], event: Any, args: argparse.Namespace) -> int:
     from ._function import LocalFunction  # noqa: PLC0415
 
-    failed = False
     with LocalFunction(
         spec.handler,
         code_dir=spec.code_dir,
@@ -131,18 +152,32 @@ def _invoke(spec: Any, environment: dict[str, str], event: Any, args: argparse.N
         runtime=spec.runtime,
         python=args.python,
         on_output=lambda line: print(line, file=sys.stderr),
+        concurrency=args.concurrency,
     ) as function:
-        for _ in range(args.count):
-            result = function.invoke(event)
-            duration = f"{result.duration * 1000:.0f} ms" if result.duration is not None else "-"
-            print(
-                f"doow-serverless invoke: {result.status} in {duration} "
-                f"({'cold' if result.cold_start else 'warm'} start, request {result.request_id})",
-                file=sys.stderr,
-            )
-            print(result.body.decode("utf-8", "replace"))
-            failed = failed or not result.ok
-    return 1 if failed else 0
+        if args.concurrency is None:
+            results = [_report(function.invoke(event)) for _ in range(args.count)]
+        else:
+            with ThreadPoolExecutor(args.concurrency) as pool:
+                calls = [pool.submit(function.invoke, event) for _ in range(args.count)]
+                results = [_report(call.result()) for call in calls]
+    return 0 if all(result.ok for result in results) else 1
+
+
+def _report(result: InvocationResult) -> InvocationResult:
+    print(f"doow-serverless invoke: {_summary(result)}", file=sys.stderr)
+    print(result.body.decode("utf-8", "replace"))
+    return result
+
+
+def _summary(result: InvocationResult) -> str:
+    duration = f"{result.duration * 1000:.0f} ms" if result.duration is not None else "-"
+    summary = f"{result.status} in {duration}"
+    # After the response, an extension may hold the invocation: what Lambda bills.
+    held = (result.completed or 0.0) - (result.duration or 0.0)
+    if result.completed is not None and held >= 0.0005:
+        summary += f", complete after {result.completed * 1000:.0f} ms"
+    start = "cold" if result.cold_start else "warm"
+    return f"{summary} ({start} start, request {result.request_id})"
 
 
 def _choose(functions: list[Any], name: str | None, template: Path) -> Any:

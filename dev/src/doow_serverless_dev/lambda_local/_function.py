@@ -6,6 +6,12 @@ it between invocations (warm starts), kills it when an invocation passes its dea
 (the runtime client does not enforce the deadline itself) and starts a fresh one for the
 next invocation. ``freeze()``/``thaw()`` stop and continue the process between
 invocations, as Lambda freezes an idle execution environment.
+
+With ``concurrency=N`` it is a Lambda Managed Instances environment instead: the runtime
+client forks N workers (``AWS_LAMBDA_MAX_CONCURRENCY``) that poll the same Runtime API
+at once, several invocations run at the same time (``invoke`` may be called from several
+threads), nothing is frozen, a deadline kills nothing, and ``stop()`` sends SIGTERM first,
+as the environment's shutdown does.
 """
 
 from __future__ import annotations
@@ -30,6 +36,10 @@ from ._runtime_api import Invocation, RuntimeAPIServer
 
 # Lambda's limit on the init phase of an on-demand function.
 DEFAULT_INIT_TIMEOUT_S = 10.0
+# Managed Instances do not kill at the deadline: an answer is awaited this long past it.
+MANAGED_LATE_S = 5.0
+# What a Managed Instances environment gives its processes between SIGTERM and SIGKILL.
+SHUTDOWN_GRACE_S = 2.0
 DEFAULT_TIMEOUT_S = 3.0
 DEFAULT_MEMORY_MB = 128
 
@@ -53,6 +63,10 @@ class InvocationResult:
     cold_start: bool
     duration: float | None  # seconds from hand-out to answer
     margin: float | None  # seconds from answer to deadline (negative: after it)
+    # Seconds from hand-out until the invocation was complete: answered, and released by
+    # every extension registered for INVOKE (what Lambda bills). None: never complete (the
+    # environment was killed at the deadline, after the answer if there was one).
+    completed: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -90,9 +104,43 @@ class _Environment:
                 os.kill(self.process.pid, signum)
 
     def kill(self) -> None:
-        self.signal(signal.SIGKILL)
+        # The whole process group: with Managed Instances, the runtime client's workers
+        # too, which outlive their parent when it dies first.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.exited.wait(10.0)
         self.server.stop()
+
+    def terminate(self, grace: float) -> None:
+        """SIGTERM to every process, as a shutdown does; SIGKILL to what is left of them
+        after ``grace``."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        give_up = time.monotonic() + grace
+        while _group_members(self.process.pid) and time.monotonic() < give_up:
+            time.sleep(0.01)
+        self.kill()
+
+
+def _group_members(group: int) -> list[int]:
+    """The live (not zombie) processes of a process group."""
+    members = []
+    for entry in os.listdir("/proc"):
+        fields = _stat_fields(entry)
+        if fields is not None and int(fields[2]) == group and fields[0] != "Z":
+            members.append(int(entry))
+    return members
+
+
+def _stat_fields(pid: str) -> list[str] | None:
+    """``/proc/PID/stat`` from the state on (state, ppid, pgrp, ...), or None."""
+    if not pid.isdigit():
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            return stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
 
 
 class LocalFunction:
@@ -116,9 +164,14 @@ class LocalFunction:
         region: str = "us-east-1",
         init_timeout: float = DEFAULT_INIT_TIMEOUT_S,
         on_output: Callable[[str], object] | None = None,
+        concurrency: int | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be greater than 0 seconds")
+        if concurrency is not None and concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        # Lambda Managed Instances: this many workers, several invocations at once.
+        self.concurrency = concurrency
         self.handler = handler
         self.code_dir = Path(code_dir).resolve()
         self.timeout = float(timeout)
@@ -145,6 +198,23 @@ class LocalFunction:
         env = self._env
         return None if env is None or env.exited.is_set() else env.process.pid
 
+    @property
+    def managed(self) -> bool:
+        return self.concurrency is not None
+
+    def worker_pids(self) -> list[int]:
+        """With Managed Instances, the runtime client's live worker processes (its
+        children; a killed worker the parent has not reaped yet is not one)."""
+        parent = self.pid
+        if parent is None:
+            return []
+        workers = []
+        for entry in os.listdir("/proc"):
+            fields = _stat_fields(entry)
+            if fields is not None and int(fields[1]) == parent and fields[0] != "Z":
+                workers.append(int(entry))
+        return sorted(workers)
+
     # -- invoking ---------------------------------------------------------------------
 
     def invoke(
@@ -166,6 +236,15 @@ class LocalFunction:
             request_id=request_id or str(uuid.uuid4()),
             function_arn=self.function_arn,
         )
+        if self.managed:
+            with self._lock:
+                cold = self._env is None
+                env = self._env or self._start()
+                env.server.enqueue(invocation)
+            if not self._await_dispatch(env, invocation):
+                with self._lock:
+                    return self._init_failed(env, invocation, cold)
+            return self._await_answer(env, invocation, cold)
         with self._lock:
             cold = self._env is None
             env = self._env or self._start()
@@ -216,14 +295,29 @@ class LocalFunction:
         deadline = invocation.deadline_monotonic
         assert deadline is not None
         assert invocation.dispatched_monotonic is not None
+        # Managed Instances kill nothing at the deadline: a late answer is still awaited.
+        late = MANAGED_LATE_S if self.managed else 0.0
         with server.changed:
             server.changed.wait_for(
                 lambda: invocation.closed or env.exited.is_set(),
-                timeout=max(deadline - time.monotonic(), 0.0),
+                timeout=max(deadline + late - time.monotonic(), 0.0),
             )
             # Closed under the lock: an answer that arrives from now on is refused.
             invocation.closed = True
             outcome = invocation.outcome
+        if outcome is None and self.managed and not env.exited.is_set():
+            # Its worker died, or the handler never returned: the environment goes on.
+            return InvocationResult(
+                request_id=invocation.request_id,
+                status="crashed",
+                body=json.dumps(
+                    {"errorMessage": "no answer", "errorType": "Runtime.WorkerExited"}
+                ).encode(),
+                error_type="Runtime.WorkerExited",
+                cold_start=cold,
+                duration=time.monotonic() - invocation.dispatched_monotonic,
+                margin=None,
+            )
         if outcome is None:
             if env.exited.is_set():
                 status, error_type = "crashed", "Runtime.ExitError"
@@ -247,6 +341,11 @@ class LocalFunction:
         answer_type = invocation.error_type
         if outcome == "error" and answer_type is None:
             answer_type = _error_type(invocation.body)
+        completed = (
+            answered - invocation.dispatched_monotonic
+            if self.managed  # no extension may hold an invocation there
+            else self._await_completion(env, invocation, deadline)
+        )
         return InvocationResult(
             request_id=invocation.request_id,
             status="success" if outcome == "response" else "error",
@@ -255,12 +354,35 @@ class LocalFunction:
             cold_start=cold,
             duration=answered - invocation.dispatched_monotonic,
             margin=deadline - answered,
+            completed=completed,
         )
+
+    def _await_completion(
+        self, env: _Environment, invocation: Invocation, deadline: float
+    ) -> float | None:
+        """Wait until the extensions have released the invocation too, as Lambda does
+        before it freezes the environment or hands out the next invocation; at the
+        deadline, kill the environment as Lambda would. Seconds from hand-out, or None."""
+        server = env.server
+        with server.changed:
+            server.changed.wait_for(
+                lambda: invocation.complete or env.exited.is_set(),
+                timeout=max(deadline - time.monotonic(), 0.0),
+            )
+            completed = invocation.completed_monotonic
+        assert invocation.dispatched_monotonic is not None
+        if completed is None:
+            self.kills += 1
+            self._discard(env)
+            return None
+        return completed - invocation.dispatched_monotonic
 
     # -- freezing ---------------------------------------------------------------------
 
     def freeze(self, wait: float = 10.0) -> None:
         """Stop the process once it is idle in ``/invocation/next``, as Lambda freezes it."""
+        if self.managed:
+            raise RuntimeError("a Managed Instances environment is never frozen")
         with self._lock:
             env = self._env
             if env is None or env.frozen:
@@ -292,7 +414,9 @@ class LocalFunction:
                 self._start()
 
     def _start(self) -> _Environment:
-        server = RuntimeAPIServer().start()
+        server = RuntimeAPIServer(
+            function_name=self.function_name, handler=self.handler, managed=self.managed
+        ).start()
         try:
             process = subprocess.Popen(
                 [self.python, "-m", "awslambdaric", self.handler],
@@ -330,6 +454,10 @@ class LocalFunction:
             }
         )
         env.update(self.environment)
+        if self.concurrency is not None:
+            env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(self.concurrency)
+            env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "lambda-managed-instances"
+            env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"  # the only log format there
         env.update(
             {
                 "AWS_LAMBDA_RUNTIME_API": runtime_api,
@@ -345,11 +473,17 @@ class LocalFunction:
         if self._env is env:
             self._env = None
 
-    def stop(self) -> None:
-        """End the execution environment (the next invocation is a cold start)."""
+    def stop(self, grace: float = SHUTDOWN_GRACE_S) -> None:
+        """End the execution environment (the next invocation is a cold start). With
+        Managed Instances, SIGTERM first, then SIGKILL after ``grace``, as its shutdown."""
         with self._lock:
-            if self._env is not None:
-                self._discard(self._env)
+            env, self._env = self._env, None
+        if env is None:
+            return
+        if self.managed:
+            env.terminate(grace)
+        else:
+            env.kill()
 
     def __enter__(self) -> LocalFunction:
         return self

@@ -1,11 +1,21 @@
-"""Lambda's Runtime API, played locally: the control plane the runtime client polls.
+"""Lambda's Runtime API and Extensions API, played locally: the control plane the runtime
+client (and any extension in its process) polls.
 
 The real runtime client (``awslambdaric``) asks ``GET .../invocation/next`` for work,
 which blocks until an invocation is queued, and answers it with ``POST .../{id}/response``
 or ``.../{id}/error``; a handler that cannot be loaded is reported to ``.../init/error``.
 The deadline header is set when the invocation is handed out, from its timeout, as Lambda
-does. One server serves one runtime process: when the process is killed, its server goes
+does. One server serves one execution environment: when it is killed, its server goes
 with it, so an invocation can never be handed to a connection of a dead process.
+
+Extensions (``/2020-01-01/extension/...``) are played as Lambda plays them: registration
+is open until the runtime first asks for an invocation (then 403
+``Extension.RegistrationClosed``); an internal extension may register for ``INVOKE`` only
+(and, on Managed Instances, for nothing); the first invocation is handed out once every
+extension has called ``event/next`` (the end of init); each invocation is sent to the
+extensions registered for ``INVOKE`` as an event; and an invocation is **complete** only
+when the runtime has answered *and* each of them has called ``event/next`` again. Until
+then the next invocation waits, and the environment is not frozen.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 API_PREFIX = "/2018-06-01/runtime"
+EXTENSION_PREFIX = "/2020-01-01/extension"
 # Lambda's limit on a synchronous response payload.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 _POLL_S = 0.1
@@ -50,13 +61,40 @@ class Invocation:
     error_type: str | None = None
     answered_monotonic: float | None = None
     closed: bool = False  # no answer is taken any more (answered, or its process killed)
+    # Extensions this invocation was sent to, and those that have called next since.
+    awaited: set[str] = field(default_factory=set)
+    released_by: set[str] = field(default_factory=set)
+    completed_monotonic: float | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.completed_monotonic is not None
+
+
+@dataclass
+class Extension:
+    """One registered extension (here, internal: a thread in the runtime process)."""
+
+    identifier: str
+    name: str
+    events: list[str]
+    ready: bool = False  # has called event/next at least once (its init is done)
+    pending: list[Invocation] = field(default_factory=list)  # events not yet taken
+    current: Invocation | None = None  # the invocation it was last sent
 
 
 class RuntimeAPIServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        *,
+        function_name: str = "local",
+        handler: str = "",
+        managed: bool = False,
+    ) -> None:
         super().__init__((host, 0), _Handler)
         self.changed = threading.Condition()
         self._queue: queue.Queue[Invocation] = queue.Queue()
@@ -65,6 +103,13 @@ class RuntimeAPIServer(ThreadingHTTPServer):
         self.init_error: dict[str, Any] | None = None
         self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self.function_name = function_name
+        self.handler = handler
+        self.extensions: dict[str, Extension] = {}
+        # Lambda Managed Instances: invocations at once, no extension may take INVOKE.
+        self.managed = managed
+        self.registration_open = True
+        self._last: Invocation | None = None  # the last invocation handed out
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A killed runtime's connection resets: that is the harness working, not a bug.
@@ -105,17 +150,24 @@ class RuntimeAPIServer(ThreadingHTTPServer):
 
     @property
     def polling(self) -> bool:
-        """True while the runtime waits in ``/invocation/next`` (idle between invocations)."""
-        return self._pollers > 0
+        """True while the runtime waits in ``/invocation/next`` and the last invocation is
+        complete (its extensions released it too): idle between invocations."""
+        return self._pollers > 0 and (self._last is None or self._last.complete)
 
     # -- called by the handler threads ------------------------------------------------
 
     def next_invocation(self) -> Invocation | None:
         with self.changed:
             self._pollers += 1
+            self.registration_open = False
             self.changed.notify_all()
         try:
             while not self.stopping.is_set():
+                with self.changed:
+                    # Init ends when every extension has asked for its first event; an
+                    # invocation is handed out once the one before is complete.
+                    if not self.changed.wait_for(self._may_dispatch, timeout=_POLL_S):
+                        continue
                 try:
                     invocation = self._queue.get(timeout=_POLL_S)
                 except queue.Empty:
@@ -126,6 +178,11 @@ class RuntimeAPIServer(ThreadingHTTPServer):
                         invocation.timeout
                     )
                     invocation.deadline_ms = int((time.time() + invocation.timeout) * 1000)
+                    self._last = invocation
+                    for extension in self.extensions.values():
+                        if "INVOKE" in extension.events:
+                            invocation.awaited.add(extension.identifier)
+                            extension.pending.append(invocation)
                     self.changed.notify_all()
                 return invocation
             return None
@@ -144,8 +201,80 @@ class RuntimeAPIServer(ThreadingHTTPServer):
             invocation.error_type = error_type
             invocation.answered_monotonic = time.monotonic()
             invocation.closed = True
+            self._complete_if_released(invocation)
             self.changed.notify_all()
             return True
+
+    def _may_dispatch(self) -> bool:
+        """Init is over (every extension asked for its first event) and the invocation
+        handed out last, if any, is complete."""
+        if not all(extension.ready for extension in self.extensions.values()):
+            return False
+        return self.managed or self._last is None or self._last.complete
+
+    def _complete_if_released(self, invocation: Invocation) -> None:
+        if (
+            invocation.outcome is not None
+            and invocation.awaited <= invocation.released_by
+            and invocation.completed_monotonic is None
+        ):
+            invocation.completed_monotonic = time.monotonic()
+
+    # -- the Extensions API -----------------------------------------------------------
+
+    def register_extension(self, name: str, events: list[str]) -> tuple[int, dict[str, Any]]:
+        """Register an (internal) extension; the HTTP status and the answer's body."""
+        with self.changed:
+            if not self.registration_open:
+                return 403, {
+                    "errorType": "Extension.RegistrationClosed",
+                    "errorMessage": "Extension registration closed already",
+                }
+            unknown = [event for event in events if event not in ("INVOKE", "SHUTDOWN")]
+            if unknown or "SHUTDOWN" in events or (self.managed and events):
+                return 403, {
+                    "errorType": "Extension.InvalidEventType",
+                    "errorMessage": "No events allowed for internal extensions"
+                    if self.managed
+                    else "an internal extension may register for INVOKE only",
+                }
+            identifier = str(uuid.uuid4())
+            self.extensions[identifier] = Extension(identifier, name, list(events))
+            self.changed.notify_all()
+            return 200, {
+                "functionName": self.function_name,
+                "functionVersion": "$LATEST",
+                "handler": self.handler,
+                "identifier": identifier,
+            }
+
+    def next_extension_event(self, identifier: str) -> dict[str, Any] | None:
+        """Block until the extension's next event; None when the server stops. Calling it
+        releases the invocation it was sent last (the extension is done with it)."""
+        with self.changed:
+            extension = self.extensions.get(identifier)
+            if extension is None:
+                return None
+            extension.ready = True
+            done = extension.current
+            if done is not None:
+                done.released_by.add(identifier)
+                self._complete_if_released(done)
+                extension.current = None
+            self.changed.notify_all()
+            while not self.stopping.is_set():
+                if extension.pending:
+                    invocation = extension.pending.pop(0)
+                    extension.current = invocation
+                    return {
+                        "eventType": "INVOKE",
+                        "deadlineMs": invocation.deadline_ms,
+                        "requestId": invocation.request_id,
+                        "invokedFunctionArn": invocation.function_arn,
+                        "tracing": {"type": "X-Amzn-Trace-Id", "value": invocation.trace_id},
+                    }
+                self.changed.wait(_POLL_S)
+            return None
 
     def record_init_error(self, document: dict[str, Any]) -> None:
         with self.changed:
@@ -164,6 +293,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self) -> None:
+        if self.path == f"{EXTENSION_PREFIX}/event/next":
+            self._extension_next()
+            return
         if self.path != f"{API_PREFIX}/invocation/next":
             self._reply(HTTPStatus.NOT_FOUND, {"errorMessage": "unknown path"})
             return
@@ -188,6 +320,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"errorMessage": "payload too large"})
             return
         path = self.path
+        if path == f"{EXTENSION_PREFIX}/register":
+            self._register(body)
+            return
+        if path in (f"{EXTENSION_PREFIX}/init/error", f"{EXTENSION_PREFIX}/exit/error"):
+            self._reply(HTTPStatus.ACCEPTED, {"status": "OK"})
+            return
         if path == f"{API_PREFIX}/init/error":
             self.server.record_init_error(_json_or_text(body))
             self._reply(HTTPStatus.ACCEPTED, {"status": "OK"})
@@ -207,6 +345,45 @@ class _Handler(BaseHTTPRequestHandler):
                     )
                 return
         self._reply(HTTPStatus.NOT_FOUND, {"errorMessage": "unknown path"})
+
+    def _register(self, body: bytes) -> None:
+        name = self.headers.get("Lambda-Extension-Name") or ""
+        try:
+            document = json.loads(body or b"{}")
+            events = [str(event) for event in document.get("events", [])]
+        except (ValueError, AttributeError, TypeError):
+            self._reply(HTTPStatus.BAD_REQUEST, {"errorType": "InvalidRequest"})
+            return
+        status, answer = self.server.register_extension(name, events)
+        if status != HTTPStatus.OK:
+            self._reply(HTTPStatus(status), answer)
+            return
+        identifier = answer.pop("identifier")
+        payload = json.dumps(answer).encode()
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Lambda-Extension-Identifier", identifier)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _extension_next(self) -> None:
+        identifier = self.headers.get("Lambda-Extension-Identifier") or ""
+        if identifier not in self.server.extensions:
+            self._reply(HTTPStatus.FORBIDDEN, {"errorType": "Extension.UnknownExtensionIdentifier"})
+            return
+        event = self.server.next_extension_event(identifier)
+        if event is None:  # stopping
+            self._reply(HTTPStatus.GONE, {"errorMessage": "the runtime API is stopping"})
+            self.close_connection = True
+            return
+        payload = json.dumps(event).encode()
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Lambda-Extension-Event-Identifier", str(uuid.uuid4()))
+        self.end_headers()
+        self.wfile.write(payload)
 
     def _read_body(self) -> bytes | None:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

@@ -6,7 +6,11 @@ request body says exactly what to track, so the campaign knows every event that 
 
     {"events": [{"key": "run:7:0", "quantity": 12, "license_id": "lic_..."}, ...],
      "sleep_ms": 20,        # work this long after tracking, or
-     "leave_ms": 300}       # work until this much is left before the invocation's deadline
+     "leave_ms": 300,       # work until this much is left before the invocation's deadline
+     "track_last": true}    # track after the work, as the handler returns (default: before)
+
+Just before it answers, the handler prints ``{"campaign_returning": N}`` (N from the body's
+``number``): the flush follows the response, and the campaign may kill the instance then.
 
 The deadline is the runtime's (``vercel_runtime.get_deadline()``, from the platform's
 ``x-vercel-internal-deadline`` header), the one the SDK budgets its flush against. When
@@ -40,6 +44,7 @@ from doow_serverless import (
 METRIC = "campaign_units"
 REJECTED_MARKER = "campaign_rejected"
 UNDELIVERED_MARKER = "campaign_undelivered"
+RETURNING_MARKER = "campaign_returning"
 
 
 def _on_error(error: DoowError) -> None:
@@ -65,25 +70,33 @@ def _seconds_left() -> float:
 tracker = DoowTracker(on_error=_on_error)
 
 
+def _track(planned: list[dict[str, Any]]) -> None:
+    for item in planned:
+        tracker.track(
+            metric=METRIC,
+            quantity=item["quantity"],
+            license_id=item["license_id"],
+            idempotency_key=item["key"],
+        )
+
+
 @with_vercel(tracker)
 class handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         plan = json.loads(self.rfile.read(length) or b"{}")
         planned = plan.get("events", [])
-        for item in planned:
-            tracker.track(
-                metric=METRIC,
-                quantity=item["quantity"],
-                license_id=item["license_id"],
-                idempotency_key=item["key"],
-            )
+        if not plan.get("track_last"):
+            _track(planned)
         leave_ms = plan.get("leave_ms")
         if leave_ms is not None:
             while _seconds_left() * 1000 > leave_ms:
                 time.sleep(0.002)
         else:
             time.sleep(plan.get("sleep_ms", 0) / 1000)
+        if plan.get("track_last"):
+            _track(planned)
+        print(json.dumps({RETURNING_MARKER: plan.get("number")}), flush=True)
         body = json.dumps({"tracked": len(planned)}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

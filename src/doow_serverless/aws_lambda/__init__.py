@@ -17,11 +17,18 @@ import functools
 from collections.abc import Callable
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
-from ._client.tracker import DoowTracker
-from ._core.errors import DoowConfigError
-from ._core.scope import Idempotency
-from ._invocation.engine import InvocationEngine, default_tracker, is_coroutine_function
-from ._invocation.policy import check_idempotency, resolve_flush_policy
+from .._client.tracker import DoowTracker
+from .._core.errors import DoowConfigError
+from .._core.scope import Idempotency
+from .._invocation.delivery import Delivery, resolve_delivery
+from .._invocation.engine import (
+    Invocation,
+    InvocationEngine,
+    default_tracker,
+    is_coroutine_function,
+)
+from .._invocation.policy import check_idempotency, resolve_flush_policy
+from ._delivery import Ending, ending_for
 
 __all__ = ["LambdaDecorator", "default_tracker", "with_lambda"]
 
@@ -47,6 +54,7 @@ def with_lambda(
     flush_timeout: float | None = None,
     reserve: float | None = None,
     idempotency: Idempotency = "invocation",
+    delivery: Delivery | None = None,
 ) -> LambdaDecorator: ...
 
 
@@ -57,6 +65,7 @@ def with_lambda(
     flush_timeout: float | None = None,
     reserve: float | None = None,
     idempotency: Idempotency = "invocation",
+    delivery: Delivery | None = None,
 ) -> Any:
     """Wrap a Lambda handler so the tracker is flushed after each invocation.
 
@@ -70,12 +79,18 @@ def with_lambda(
     0.25 s. ``idempotency="invocation"`` derives event ids from the request id, so a
     retried invocation is counted once; ``"attempt"`` gives every attempt fresh ids.
 
+    ``delivery`` (else ``DOOW_TRACK_DELIVERY``, else ``"auto"``): ``"sync"`` flushes before
+    the response (classic Lambda's default); ``"after-response"`` keeps the events, returns
+    the result at once and flushes in an internal extension's turn, before Lambda freezes
+    the environment; ``"background"`` (the default on Lambda Managed Instances) sends from a
+    thread of the process; ``"logs"`` writes log lines only, for a forwarder to deliver.
+
     Without a tracker, the shared :func:`default_tracker` is used.
     """
     if target is None or isinstance(target, DoowTracker):
-        return _decorator(target, flush_timeout, reserve, idempotency)
+        return _decorator(target, flush_timeout, reserve, idempotency, delivery)
     if callable(target):
-        return _decorator(None, flush_timeout, reserve, idempotency)(target)
+        return _decorator(None, flush_timeout, reserve, idempotency, delivery)(target)
     raise DoowConfigError(
         f"with_lambda expects a DoowTracker or a handler function, got {type(target).__name__}"
     )
@@ -86,33 +101,46 @@ def _decorator(
     flush_timeout: float | None,
     reserve: float | None,
     idempotency: str,
+    delivery: str | None,
 ) -> LambdaDecorator:
     # Options are checked when with_lambda(...) is called, in the init phase, not per invocation.
     policy = resolve_flush_policy(flush_timeout, reserve)
     mode = check_idempotency(idempotency)
+    chosen_delivery = resolve_delivery(delivery)
 
     def decorate(handler: Callable[P, R], /) -> Callable[P, R]:
         _check_handler(handler)
         chosen = tracker if tracker is not None else default_tracker()
-        # Import httpx and build the client during init rather than in the first invocation.
+        # Build the connection pool during init rather than in the first invocation.
         chosen.prepare()
+        # Registering an extension, where one is needed, is part of init too.
+        ending = ending_for(chosen_delivery, chosen)
         # Lambda runs one invocation per process at a time: the scope is process-wide.
-        return _wrap(handler, InvocationEngine(chosen, policy, mode, process_wide=True))
+        engine = InvocationEngine(chosen, policy, mode, process_wide=True)
+        return _wrap(handler, engine, ending)
 
     return decorate
 
 
-def _wrap(handler: Callable[P, R], engine: InvocationEngine) -> Callable[P, R]:
+def _wrap(
+    handler: Callable[P, R], engine: InvocationEngine, ending: Ending | None
+) -> Callable[P, R]:
     @functools.wraps(handler)
     def lambda_handler(*args: P.args, **kwargs: P.kwargs) -> R:
         context = args[1] if len(args) > 1 else kwargs.get("context")
+        request_id = _request_id(context)
         return engine.run(
             functools.partial(handler, *args, **kwargs),
-            invocation_id=_request_id(context),
+            invocation_id=request_id,
             remaining=functools.partial(_remaining_seconds, context),
+            end=None if ending is None else functools.partial(_end, ending, request_id),
         )
 
     return lambda_handler
+
+
+def _end(ending: Ending, request_id: str | None, invocation: Invocation) -> None:
+    ending(invocation, request_id)
 
 
 def _check_handler(handler: object) -> None:

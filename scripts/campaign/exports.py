@@ -1,0 +1,66 @@
+"""A sandbox's log, exported as each platform's tools export it, for the documented recovery.
+
+What ``docs/recovery.md`` tells users to run, reproduced from the lines the function printed:
+the AWS CLI's ``logs filter-log-events --filter-pattern '?doow_unsent ?doow_sent' --output
+json``, a Vercel Log Drain's NDJSON deliveries, and Application Insights' ``az monitor
+app-insights query ... | project message`` answer. Only the lines those filters select are
+exported; ``doow-serverless replay --log`` then reads the export as a user's would be read.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+# What the documented filters select: the SDK's lines of either kind.
+TERMS = ("doow_unsent", "doow_sent")
+
+
+def selected(lines: list[str]) -> list[str]:
+    return [line for line in lines if any(term in line for term in TERMS)]
+
+
+def cloudwatch_export(lines: list[str]) -> str:
+    """``aws logs filter-log-events ... --output json``: one event per log message."""
+    stream = "2026/12/04/[$LATEST]" + uuid.uuid4().hex
+    events = [
+        {
+            "logStreamName": stream,
+            "timestamp": 1764806400000 + number,
+            "message": line + "\n",
+            "ingestionTime": 1764806400500 + number,
+            "eventId": str(number),
+        }
+        for number, line in enumerate(selected(lines))
+    ]
+    document = {"events": events, "searchedLogStreams": [{"logStreamName": stream}]}
+    return json.dumps(document, indent=4, ensure_ascii=False) + "\n"
+
+
+def vercel_drain_export(lines: list[str]) -> str:
+    """A Log Drain's NDJSON deliveries, as a drain endpoint would have saved them."""
+    return "".join(
+        json.dumps(
+            {
+                "id": uuid.uuid4().hex,
+                "message": line,
+                "source": "lambda",
+                "type": "stdout",
+                "level": "info",
+                "timestamp": 1764806400000 + number,
+            },
+            ensure_ascii=False,
+        )
+        + "\n"
+        for number, line in enumerate(selected(lines))
+    )
+
+
+def app_insights_export(lines: list[str]) -> str:
+    """``az monitor app-insights query --analytics-query "traces | ... | project message"``."""
+    table = {
+        "name": "PrimaryResult",
+        "columns": [{"name": "message", "type": "string"}],
+        "rows": [[line] for line in selected(lines)],
+    }
+    return json.dumps({"tables": [table]}, indent=2, ensure_ascii=False) + "\n"

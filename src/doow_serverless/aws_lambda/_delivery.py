@@ -1,0 +1,106 @@
+"""Which way a wrapped Lambda handler's events go, per process: the choice made once.
+
+- ``sync`` (classic Lambda's ``auto``): the flush runs before the response goes back.
+- ``after-response``: an internal extension flushes after the response (``_after_response``).
+- ``background`` (``auto`` on Managed Instances): kept before the response, sent by a
+  thread of the process (``_background``).
+- ``logs``: written as log lines only; a forwarder delivers them from CloudWatch Logs.
+
+A choice that cannot work where the process runs (after-response on Managed Instances,
+where an extension may not register for ``INVOKE``; background on classic Lambda, which
+freezes the process after each response) falls back with one warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+
+from .._client.tracker import DoowTracker
+from .._core.constants import LOGGER_NAME
+from .._core.platform import lambda_managed_instances
+from .._invocation.delivery import Delivery
+from .._invocation.engine import Invocation
+from ._after_response import AfterResponse
+from ._background import Background
+
+logger = logging.getLogger(LOGGER_NAME)
+
+# How an invocation ends, given its request id; None: the synchronous flush.
+Ending = Callable[[Invocation, "str | None"], None]
+
+_lock = threading.Lock()
+_MISSING = object()
+_extension: object = _MISSING  # AfterResponse, or None once registration failed
+_backgrounds: dict[int, Background] = {}
+_warned: set[str] = set()  # each fallback is announced once per process
+
+
+def _warn_once(message: str) -> None:
+    with _lock:
+        if message in _warned:
+            return
+        _warned.add(message)
+    logger.warning(message)
+
+
+def ending_for(
+    delivery: Delivery, tracker: DoowTracker, environ: Mapping[str, str] | None = None
+) -> Ending | None:
+    environ = os.environ if environ is None else environ
+    managed = lambda_managed_instances(environ)
+    if delivery == "auto":
+        delivery = "background" if managed else "sync"
+    if delivery == "logs":
+        return _by_log
+    if delivery == "after-response" and managed:
+        _warn_once(
+            "doow-serverless: delivery after the response needs an extension registered for "
+            "INVOKE, which Lambda Managed Instances refuse; delivering in the background"
+        )
+        delivery = "background"
+    if delivery == "background":
+        if not managed:
+            _warn_once(
+                "doow-serverless: background delivery needs an environment that is never "
+                "frozen (Lambda Managed Instances); flushing before each response instead"
+            )
+            return None
+        background = _background(tracker)
+        return lambda invocation, _request_id: background.hand_over(invocation)
+    if delivery == "after-response":
+        extension = _registered_extension(environ)
+        if extension is None:
+            return None
+        return lambda invocation, request_id: _after(extension, invocation, request_id)
+    return None
+
+
+def _by_log(invocation: Invocation, _request_id: str | None) -> None:
+    invocation.end_by_log()
+
+
+def _after(extension: AfterResponse, invocation: Invocation, request_id: str | None) -> None:
+    if request_id is None:  # not called by Lambda: no event will come for it
+        invocation.finish()
+    else:
+        extension.hand_over(request_id, invocation)
+
+
+def _registered_extension(environ: Mapping[str, str]) -> AfterResponse | None:
+    """One extension per process, registered at the first decoration (during init)."""
+    global _extension  # noqa: PLW0603 - one per process, by design
+    with _lock:
+        if _extension is _MISSING:
+            _extension = AfterResponse.register(environ)
+        return _extension if isinstance(_extension, AfterResponse) else None
+
+
+def _background(tracker: DoowTracker) -> Background:
+    with _lock:
+        background = _backgrounds.get(id(tracker))
+        if background is None:
+            background = _backgrounds[id(tracker)] = Background(tracker)
+        return background
