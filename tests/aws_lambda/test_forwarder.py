@@ -156,6 +156,7 @@ def test_on_the_healthy_path_the_acknowledgement_spares_a_resend(
     run = f"healthy-{uuid.uuid4()}"
     source = source_function(make_function)
     assert source.invoke({"run": run, "count": 2}).ok
+    source.stop()  # its output is read by a thread: all of it is there once it exited
     log = [line + "\n" for line in source.output]
     ahead = [line for line in log if "doow_unsent" in line]
     acks = [line for line in log if "doow_sent" in line]
@@ -176,6 +177,25 @@ def test_on_the_healthy_path_the_acknowledgement_spares_a_resend(
     assert stats["requests"] == requests + 1
     assert stats["duplicates"] == 2
     assert stored(lambda_collector) == expected(run, 2)
+
+
+def test_lines_of_the_logs_delivery_mode_are_delivered_by_the_forwarder(
+    make_function: MakeFunction, lambda_collector: Collector
+) -> None:
+    # DOOW_TRACK_DELIVERY=logs: the function sends nothing, the forwarder delivers.
+    run = f"logs-mode-{uuid.uuid4()}"
+    source = make_function(
+        "kill_points.handler", code_dir=FUNCTIONS_DIR, environment={"DOOW_TRACK_DELIVERY": "logs"}
+    )
+    assert source.invoke({"run": run, "count": 3}).ok
+    source.stop()
+    assert lambda_collector.stats()["requests"] == 0
+    function = forwarder(make_function)
+
+    result = function.invoke(subscription_event([line + "\n" for line in source.output]))
+
+    assert result.ok, result.body
+    assert stored(lambda_collector) == expected(run, 3)
 
 
 def test_malformed_records_are_reported_and_the_rest_delivered(

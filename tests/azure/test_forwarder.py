@@ -113,6 +113,7 @@ def test_an_acknowledgement_in_another_event_of_the_batch_spares_the_resend(
     source = make_app(environment={"DOOW_TRACK_SPOOL_DIR": "off"})
     url = "http://localhost/api/sync_hello"
     assert source.invoke("sync_hello", http_request("GET", url, query={"events": "2"})).ok
+    source.stop()  # its output is read by a thread: all of it is there once it exited
     ahead = [line for line in source.output if "doow_unsent" in line]
     acks = [line for line in source.output if "doow_sent" in line]
     assert len(ahead) == len(acks) == 1
