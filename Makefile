@@ -64,11 +64,11 @@ sam-check: $(STAMP) $(SAM_STAMP)
 	rm -rf .sam/wheels .sam/build .sam/build-off
 	$(BIN)/python -m pip wheel -q --disable-pip-version-check --no-deps -w .sam/wheels .
 	$(SAM_BUILD) --build-dir .sam/build --parameter-overrides DoowForwarder=true
-	test -f .sam/build/DoowExampleFunction/doow_serverless/aws_lambda.py
+	test -f .sam/build/DoowExampleFunction/doow_serverless/aws_lambda/__init__.py
 	test -d .sam/build/DoowExampleFunction/aws_lambda_powertools
 	test -f .sam/build/DoowForwarderFunction/doow_serverless/forwarders/aws.py
 	$(SAM_BUILD) --build-dir .sam/build-off --parameter-overrides DoowForwarder=false
-	test -f .sam/build-off/DoowExampleFunction/doow_serverless/aws_lambda.py
+	test -f .sam/build-off/DoowExampleFunction/doow_serverless/aws_lambda/__init__.py
 
 # Vercel's real Python runtime (vercel-runtime needs Python >= 3.12), the frameworks the
 # Vercel tests and example use, and this package, in their own virtualenv. `make test`
