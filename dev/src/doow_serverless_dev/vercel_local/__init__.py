@@ -8,10 +8,25 @@ that has ``vercel-runtime`` installed. The demo, the benchmarks and the tests us
 
     with VercelFunction("api/index.py", project_dir="examples/vercel", python=py312) as fn:
         response = fn.request("GET", "/api/hello")
+
+:class:`BuiltVercelFunction` runs what ``vercel build`` wrote instead (a ``.func`` folder,
+with its generated bootstrap, its vendored dependencies and runtime, its ``.vc-config.json``),
+under a bare interpreter of the runtime it names:
+
+    with BuiltVercelFunction(".vercel/output/functions/api/index.func", python=py312) as fn:
+        response = fn.request("GET", "/api/hello")
 """
 
 from __future__ import annotations
 
-from ._function import VercelFunction, VercelResponse
+from ._build import BuildError, FunctionBuild, read_build
+from ._function import BuiltVercelFunction, VercelFunction, VercelResponse
 
-__all__ = ["VercelFunction", "VercelResponse"]
+__all__ = [
+    "BuildError",
+    "BuiltVercelFunction",
+    "FunctionBuild",
+    "VercelFunction",
+    "VercelResponse",
+    "read_build",
+]
