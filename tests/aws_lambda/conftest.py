@@ -66,11 +66,15 @@ def lambda_collector() -> Iterator[Collector]:
         yield collector
 
 
+# The template also holds the forwarder (DoowForwarderFunction), on by default.
+EXAMPLE_FUNCTION = "DoowExampleFunction"
+
+
 def built_example() -> FunctionSpec:
     """The example's function in the template ``sam build`` wrote (its CodeUri: the build)."""
     ensure("example-lambda")
-    (function,) = read_functions(BUILT_TEMPLATE)
-    return function
+    functions = {spec.logical_id: spec for spec in read_functions(BUILT_TEMPLATE)}
+    return functions[EXAMPLE_FUNCTION]
 
 
 @pytest.fixture

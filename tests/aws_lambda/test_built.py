@@ -11,7 +11,7 @@ import pytest
 
 from doow_serverless.cli import main
 
-from .conftest import BUILT_TEMPLATE, EVENTS_DIR, RUNTIME_PYTHON, built_example
+from .conftest import BUILT_TEMPLATE, EVENTS_DIR, EXAMPLE_FUNCTION, RUNTIME_PYTHON, built_example
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -54,6 +54,7 @@ def test_invoke_runs_the_built_template(capsys: pytest.CaptureFixture[str]) -> N
     code = main(
         [
             "invoke",
+            EXAMPLE_FUNCTION,
             "-t",
             str(BUILT_TEMPLATE),
             "-e",
