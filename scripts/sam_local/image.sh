@@ -15,7 +15,7 @@ IMAGE_PACKAGES=ca-certificates,libbz2-1.0,libexpat1,libffi8,liblzma5,libncursesw
 image_inputs() {
   # Everything the image is made of: a change in any of them rebuilds it.
   {
-    cat "$SAM_LOCAL_DIR/image.sh" "$REPO/requirements/lambda-image.txt"
+    cat "$SAM_LOCAL_DIR/image.sh" "$REPO/requirements/lambda.txt"
     "$PYTHON312" -VV
     echo "$IMAGE_PACKAGES $(debian_suite)"
   } | sha256sum | cut -c1-16
@@ -91,7 +91,7 @@ install_runtime() {
   local root=$1
   "$PYTHON312" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-compile \
     --no-deps --only-binary=:all: --target "$root/var/runtime" \
-    -r "$REPO/requirements/lambda-image.txt"
+    -r "$REPO/requirements/lambda.txt"
   cat >"$root/var/runtime/bootstrap" <<'BOOTSTRAP'
 #!/bin/sh
 # Lambda's python3.12 bootstrap, as the Runtime Interface Emulator runs it: the real runtime

@@ -1,10 +1,10 @@
 """The commands examples/lambda/README.md and docs/lambda.md give for SAM local testing.
 
-The SAM local check runs these, and tests/aws_lambda/test_sam_local_docs.py checks that both
-documents give them word for word. What the check changes is where it runs them, never what
-they do: its own build directory (``make sam-check`` builds into .sam/build), its own bridge
-network and the gateway of it, a collector on a free port instead of 8787, and the image
-built locally (``--skip-pull-image``).
+The SAM local check runs these from the repository's root after the README's build (``make
+sam-check``), and tests/aws_lambda/test_sam_local_docs.py checks that both documents give them
+word for word. What the check changes is where it runs them, never what they do: its own
+bridge network (``--docker-network``) and the gateway of it, and a collector on a free port
+instead of 8787.
 """
 
 from __future__ import annotations

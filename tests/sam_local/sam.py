@@ -1,5 +1,6 @@
-"""Running SAM CLI's local commands as a user runs them (tests/sam_local/commands.py), on this
-machine's engine: the check's build directory, network, gateway, env file and image."""
+"""Running SAM CLI's local commands as a user runs them (tests/sam_local/commands.py), from the
+repository's root after the README's build, on this machine's engine: its network, gateway,
+env file and image."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from typing import Any
 from . import commands
 
 REPO = Path(__file__).resolve().parents[2]
-BUILT_TEMPLATE = REPO / ".sam" / "build" / "template.yaml"
+# Where `sam build` writes, as the example's README runs it (make sam-check), and where
+# `sam local` looks by default.
+BUILT_TEMPLATE = REPO / ".aws-sam" / "build" / "template.yaml"
 _API_KEY = re.compile(r"dk_[A-Za-z0-9_\-]+")
 _REPORT = re.compile(
     r"REPORT RequestId: (\S+)\t(?:Init Duration: [\d.]+ ms\t)?Duration: ([\d.]+) ms"
@@ -90,7 +93,9 @@ class Sam:
             argv += [word.replace("$GATEWAY", self.gateway) for word in part]
         if command[:3] != commands.GENERATE_HELLO[:3]:
             argv = [str(self.env_file) if word == commands.ENV_VARS else word for word in argv]
-            argv += ["--template", str(template), "--docker-network", self.network]
+            argv += ["--docker-network", self.network]
+            if template != BUILT_TEMPLATE:
+                argv += ["--template", str(template)]
         return argv
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
