@@ -130,9 +130,11 @@ def test_hang_after_store_stores_the_batch_and_never_answers(collector: Collecto
     timer = threading.Timer(0.5, collector.clear_faults)
     timer.start()
     sent = event()
-    with client(collector) as session:
-        with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
-            post(session, batch([sent]))
+    with (
+        client(collector) as session,
+        pytest.raises(httpx.RemoteProtocolError, match="without sending a response"),
+    ):
+        post(session, batch([sent]))
     timer.join()
     assert [item["event_id"] for item in collector.events()] == [sent["event_id"]]
     assert collector.stats()["requests_by_status"] == {"hang": 1}
