@@ -123,7 +123,40 @@ def test_the_config_file_is_read_and_flags_beat_it(collector: Collector, tmp_pat
 
 def test_a_bad_config_file_is_a_clear_error(collector: Collector, tmp_path: Path) -> None:
     config = tmp_path / "doow-track.json"
-    config.write_text('{"apiKey": "dk_x", "flush_at": 5}')
+    config.write_text('{"apiKey": "dk_x", "flushEvery": 5}')
     completed = send(collector, GOOD, "--config", str(config))
     assert completed.returncode == 2
-    assert "unknown key(s) 'flush_at'" in completed.stderr
+    assert "unknown key(s) 'flushEvery'" in completed.stderr
+    config.write_text('{"apiKey": "dk_x", "api_key": "dk_y"}')
+    completed = send(collector, GOOD, "--config", str(config))
+    assert completed.returncode == 2
+    assert "gives 'api_key' twice" in completed.stderr
+    assert "dk_y" not in completed.stderr
+
+
+def test_the_snake_case_keys_the_node_cli_reads_are_read_too(
+    collector: Collector, tmp_path: Path
+) -> None:
+    config = tmp_path / "doow-track.json"
+    config.write_text(
+        json.dumps(
+            {
+                "api_key": KEY,
+                "endpoint": collector.url,
+                "flush_at": 5,
+                "flush_interval": 1000,
+                "attribution": {"service": "billing-worker"},
+            }
+        )
+    )
+    completed = subprocess.run(
+        [sys.executable, "-m", "doow_serverless", "send", "--config", str(config)],
+        input=GOOD[0] + "\n",
+        text=True,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    [stored] = collector.events()
+    assert stored["attribution"] == {"service": "billing-worker"}
