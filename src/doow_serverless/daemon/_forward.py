@@ -33,7 +33,7 @@ logger = logging.getLogger(LOGGER_NAME)
 # How long one flush of the loop may take (it ends sooner when everything is sent).
 FLUSH_SLICE_S = 30.0
 FIRST_RETRY_WAIT_S = 0.5
-MAX_RETRY_WAIT_S = 30.0
+MAX_RETRY_WAIT_S = 5.0  # the engine's own backoff cap
 
 
 class Forwarder:

@@ -5,7 +5,8 @@ Every input (the HTTP ingest, lines over TCP, followed files) comes through here
 answers the same way: events Doow would refuse are refused here with Doow's reasons and
 are not forwarded; a spool at its bound refuses the whole batch (429 with
 ``Retry-After``), and so does a disk that cannot write it (503); the client keeps the
-batch and sends it again. Event ids are kept as the client settled them.
+batch and sends it again. A batch larger than the whole spool is refused with 413, which
+makes a client split it. Event ids are kept as the client settled them.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class Taken(NamedTuple):
 class Refused(NamedTuple):
     """Nothing was taken: the client keeps the batch and sends it again later."""
 
-    status: int  # 429: the spool is full; 503: the disk refused it
+    status: int  # 429: the spool is full; 413: it never could hold it; 503: the disk refused it
     message: str
     retry_after: int
 
@@ -67,8 +68,8 @@ class Intake:
 
     def full(self, size: int) -> Refused | None:
         """The answer for a batch of at least ``size`` bytes when the spool cannot take it
-        (checked before decoding it); None when it may."""
-        if self._spool.room(size):
+        now (checked before decoding it); None when it may."""
+        if size > self._spool.max_bytes or self._spool.room(size):
             return None
         return self._refuse(429, "the daemon's spool is full; send again later")
 
@@ -118,6 +119,10 @@ class Intake:
     def _write(self, batch_id: str, documents: list[dict[str, Any]], body: bytes) -> Refused | None:
         # Named by arrival, so the files left after a stop are read back oldest first.
         name = f"{time.time_ns():020d}-{batch_id[:8]}"
+        if len(body) > self._spool.max_bytes:  # never: a client that splits it can send it
+            return self._refuse(
+                413, f"a batch of {len(body)} bytes is more than the daemon's spool holds"
+            )
         if not self._spool.save(name, body):
             if not self._spool.room(len(body)):
                 return self._refuse(429, "the daemon's spool is full; send again later")
