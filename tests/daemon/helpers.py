@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import signal
@@ -11,12 +12,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "dk_test_daemon_5f3a9c0000"
@@ -93,9 +93,9 @@ class DaemonProcess:
                 time.sleep(0.05)
 
     def status(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/healthz", timeout=5) as answer:
-            document: dict[str, Any] = json.load(answer)
-            return document
+        status, _, document = request("GET", f"{self.url}/healthz")
+        assert status == 200, document
+        return dict(document)
 
     def wait_drained(self, timeout: float = 60.0) -> dict[str, Any]:
         """Until the daemon holds nothing (everything forwarded); its last status."""
@@ -144,7 +144,9 @@ def stored_ids(db: Path) -> set[str]:
         return {row[0] for row in connection.execute("SELECT event_id FROM events")}
 
 
-def start_client(kind: str, endpoint: str, name: str, count: int, *extra: str) -> subprocess.Popen[str]:
+def start_client(
+    kind: str, endpoint: str, name: str, count: int, *extra: str
+) -> subprocess.Popen[str]:
     """A client process (see client.py): ``ours`` (DoowTracker), ``official`` (doow-track
     0.1.2) or ``raw`` (batches posted one by one, recording which were acknowledged)."""
     return subprocess.Popen(
@@ -170,20 +172,24 @@ def expected_licenses(name: str, count: int) -> set[str]:
     return {f"lic-{name}-{n}" for n in range(count)}
 
 
-def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+def post(
+    url: str, body: bytes, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
     """One request; the status, the headers and the JSON answer."""
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", **(headers or {})},
-    )
+    return request("POST", url, body, {"Content-Type": "application/json", **(headers or {})})
+
+
+def request(
+    method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
     try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, dict(answer.headers), json.load(answer)
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, dict(error.headers), json.loads(error.read() or b"null")
+        connection.request(method, parts.path, body, headers or {})
+        answer = connection.getresponse()
+        return answer.status, dict(answer.getheaders()), json.loads(answer.read() or b"null")
+    finally:
+        connection.close()
 
 
 def wait_until(check: Any, timeout: float, what: str) -> None:
@@ -194,7 +200,9 @@ def wait_until(check: Any, timeout: float, what: str) -> None:
 
 
 @contextlib.contextmanager
-def daemon(workdir: Path, endpoint: str | None, *extra: str, **options: Any) -> Iterator[DaemonProcess]:
+def daemon(
+    workdir: Path, endpoint: str | None, *extra: str, **options: Any
+) -> Iterator[DaemonProcess]:
     running = DaemonProcess(workdir, endpoint, *extra, **options)
     try:
         yield running.start()

@@ -25,7 +25,7 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged_and_doubles_nothin
     try:
         running.start()
         clients = [
-            start_client(name.split("-")[0], running.url, name, count, "20")
+            start_client(name.split("-")[0], running.url, name, count, "--batch", "20")
             for name, count in sizes.items()
         ]
         while any(client.poll() is None for client in clients) and kills < 8:

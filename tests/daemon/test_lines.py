@@ -17,7 +17,9 @@ from .helpers import DaemonProcess, daemon, free_port, stored, wait_until
 
 
 def line(name: str, n: int, **extra: object) -> str:
-    return json.dumps({"metric": "api_calls", "quantity": 1, "license_id": f"lic-{name}-{n}", **extra})
+    return json.dumps(
+        {"metric": "api_calls", "quantity": 1, "license_id": f"lic-{name}-{n}", **extra}
+    )
 
 
 def exchange(port: int, text: str) -> list[dict[str, object]]:
@@ -40,7 +42,9 @@ def test_lines_over_tcp_are_acknowledged_once_durable_and_bad_ones_say_why(
     port = free_port()
     config = tmp_path / "doow-track.json"
     config.write_text(json.dumps({"attribution": {"service": "billing-worker"}}))
-    with daemon(tmp_path, upstream.url, "--lines-port", str(port), "--config", str(config)) as running:
+    with daemon(
+        tmp_path, upstream.url, "--lines-port", str(port), "--config", str(config)
+    ) as running:
         answers = exchange(
             port,
             "\n".join(

@@ -98,7 +98,8 @@ def test_a_new_endpoint_gets_what_follows_and_no_event_goes_to_both(
             finish([start_client("ours", running.url, "before", 1500)])
             running.wait_drained()
             upstream.collector.set_faults({"then": {"status": 503}})
-            finish([start_client("official", running.url, "held", 700)])
+            [held] = finish([start_client("official", running.url, "held", 700)])
+            assert held["errors"] == [], held
             write_config(config, apiKey=KEY_1, endpoint=second.url)
             running.signal(signal.SIGHUP)
             finish([start_client("ours", running.url, "after", 1500)])

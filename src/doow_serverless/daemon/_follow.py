@@ -68,7 +68,9 @@ class Follower:
         self._intake = intake
         self._attribution = attribution
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"doow-daemon-follow:{path}")
+        self._thread = threading.Thread(
+            target=self._run, name=f"doow-daemon-follow:{path}", daemon=True
+        )
         self.lines = self.refused_lines = 0
 
     def start(self) -> None:

@@ -59,7 +59,9 @@ class Forwarder:
         self._control = threading.Event()  # a reload or a stop came
         self._stop_at: Deadline | None = None
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="doow-daemon-forwarder")
+        # A daemon thread: a stop that outlasts the grace period leaves it, and its request
+        # in progress, behind (what it holds is in the spool).
+        self._thread = threading.Thread(target=self._run, name="doow-daemon-forwarder", daemon=True)
         self.kept = 0  # events left in the spool at the stop
         self.lost = 0  # events that could be neither delivered nor kept
 

@@ -9,12 +9,18 @@ not answered, it still has and sends again.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import socketserver
 import stat
+import sys
 import threading
 from typing import Any
+
+from .._core.constants import LOGGER_NAME
+
+logger = logging.getLogger(LOGGER_NAME)
 
 # An idle keep-alive connection (or a stalled one) is closed after this long.
 IDLE_TIMEOUT_S = 60.0
@@ -83,6 +89,14 @@ class ServerMixin:
     def shutdown_request(self, request: Any) -> None:
         self.connections.closed(request)
         super().shutdown_request(request)  # type: ignore[misc]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that goes away mid-request is no error of ours; anything else is."""
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            logger.debug("doow-serverless daemon: a connection ended: %s", error)
+        else:
+            logger.exception("doow-serverless daemon: unexpected error on a connection")
 
     def start(self, name: str) -> None:
         self._thread = threading.Thread(
