@@ -1,10 +1,13 @@
 """Forwarding what the daemon holds, with the library's delivery engine (``Sender``).
 
-One thread. It forwards when ``flush_at`` events are held or the oldest has waited
-``flush_interval``; the engine combines the clients' batches into requests of up to 500
-events, keeps each event's id, and removes a spool file once the server has answered for
-all its events. After a flush that leaves events undelivered (upstream down, rate
-limited) it waits, longer each time up to :data:`MAX_RETRY_WAIT_S`, before trying again.
+One thread decides when: once ``flush_at`` events are held or the oldest has waited
+``flush_interval``. With a backlog, a flush runs in up to :data:`STREAMS` threads at once,
+each claiming its own batches, so that while the server handles one request the next are
+on their way. The engine
+combines the clients' batches into requests of up to 500 events, keeps each event's id,
+and removes a spool file once the server has answered for all its events. After a flush
+that leaves events undelivered (upstream down, rate limited) it waits, longer each time
+up to :data:`MAX_RETRY_WAIT_S`, before trying again.
 
 A reload (a rotated key, a new endpoint) replaces the engine between two flushes: the
 batches held stay where they are, sent once, to the new place. Stopping gives a last
@@ -19,9 +22,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from .._client.sender import Report, Sender
+from .._client.sender import FlushResult, Report, Sender
 from .._core.config import TrackerConfig
-from .._core.constants import LOGGER_NAME
+from .._core.constants import LOGGER_NAME, MAX_BATCH_EVENTS
 from .._core.deadline import Deadline
 from .._delivery.outbox import Outbox
 from .._delivery.transport import HttpTransport, Transport
@@ -32,6 +35,8 @@ logger = logging.getLogger(LOGGER_NAME)
 
 # How long one flush of the loop may take (it ends sooner when everything is sent).
 FLUSH_SLICE_S = 30.0
+# Requests in flight at once, at most (one while less than two full requests are held).
+STREAMS = 4
 FIRST_RETRY_WAIT_S = 0.5
 MAX_RETRY_WAIT_S = 5.0  # the engine's own backoff cap
 
@@ -122,9 +127,9 @@ class Forwarder:
             if not config.enabled or (held < config.flush_at and waited < config.flush_interval):
                 _wait(self._wake, config.flush_interval - waited if config.enabled else None)
                 continue
-            result = self._sender.flush(Deadline(FLUSH_SLICE_S))
+            failed = self._flush(Deadline(FLUSH_SLICE_S))
             since = None
-            if result.pending and result.error is not None:
+            if failed:
                 failures += 1
                 _wait(self._control, _retry_wait(failures))
             else:
@@ -138,9 +143,25 @@ class Forwarder:
             self._queue.refill()
             if not len(self._outbox):
                 return
-            result = self._sender.flush(stop_at)
-            if result.pending and result.error is not None:
+            if self._flush(stop_at):
                 time.sleep(min(FIRST_RETRY_WAIT_S, stop_at.remaining()))
+
+    def _flush(self, deadline: Deadline) -> bool:
+        """One flush, in as many threads as there are full requests held (at most
+        :data:`STREAMS`); whether it left events undelivered because sending failed."""
+        sender = self._sender
+        results: list[FlushResult] = []
+        streams = min(STREAMS, 1 + len(self._outbox) // MAX_BATCH_EVENTS)
+        helpers = [
+            threading.Thread(target=lambda: results.append(sender.flush(deadline)), daemon=True)
+            for _ in range(streams - 1)
+        ]
+        for helper in helpers:
+            helper.start()
+        results.append(sender.flush(deadline))
+        for helper in helpers:
+            helper.join()
+        return len(self._outbox) > 0 and any(result.error is not None for result in results)
 
     def _apply_reload(self) -> None:
         with self._lock:
