@@ -13,7 +13,6 @@ clients over the time from that word until the collector has stored them all.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import subprocess
@@ -21,7 +20,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,10 +31,13 @@ if __package__ in (None, ""):
 from bench.harness import (
     BENCH_KEY,
     CollectorProcess,
+    batch_body,
     collector_process,
     free_port,
+    get_json,
     median,
     ratio,
+    serving,
     table,
 )
 
@@ -72,49 +73,38 @@ def client_main(endpoint: str, count: int) -> None:
     print(json.dumps(report), flush=True)
 
 
-def batch_body(size: int = 500) -> bytes:
-    """A gzip request body of ``size`` events with new ids, as an SDK sends it."""
-    events = [
-        {
-            "event_id": str(uuid.uuid4()),
-            "license_id": "lic_abc123",
-            "occurred_at": "2026-11-22T10:15:30.123Z",
-            "source_system": "sdk",
-            "kind": "USAGE",
-            "unit": "tokens",
-            "attribution": {"model": "gpt-4o"},
-            "measurements": [{"metric_name": "tokens", "quantity": 1024}],
+class IngestClient:
+    """One keep-alive connection that posts gzip batches as an SDK does."""
+
+    def __init__(self, url: str) -> None:
+        import http.client
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        self._connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=60)
+
+    def post(self, body: bytes) -> int:
+        headers = {
+            "Authorization": f"Bearer {BENCH_KEY}",
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
         }
-        for _ in range(size)
-    ]
-    document = {"batch_id": str(uuid.uuid4()), "sdk_version": "bench", "events": events}
-    return gzip.compress(json.dumps(document).encode())
+        self._connection.request("POST", "/telemetry/events", body, headers)
+        answer = self._connection.getresponse()
+        answer.read()
+        return answer.status
 
 
 def batches_client_main(endpoint: str, count: int) -> None:
     """Posts ``count`` events in 500-event gzip batches built before the start, one request
     at a time over one keep-alive connection; a 429 or 503 is posted again."""
-    import http.client
-    from urllib.parse import urlsplit
-
     bodies = [batch_body() for _ in range(count // 500)]
-    parts = urlsplit(endpoint)
-    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=60)
-    headers = {
-        "Authorization": f"Bearer {BENCH_KEY}",
-        "Content-Type": "application/json",
-        "Content-Encoding": "gzip",
-    }
+    client = IngestClient(endpoint)
     print("ready", flush=True)
     sys.stdin.readline()
     started = time.perf_counter()
     for body in bodies:
-        while True:
-            connection.request("POST", "/telemetry/events", body, headers)
-            answer = connection.getresponse()
-            answer.read()
-            if answer.status == 202:
-                break
+        while client.post(body) != 202:
             time.sleep(0.01)
     print(json.dumps({"seconds": time.perf_counter() - started}), flush=True)
 
@@ -128,11 +118,7 @@ class DaemonProcess:
         self.url = url
 
     def status(self) -> dict[str, Any]:
-        import urllib.request
-
-        with urllib.request.urlopen(f"{self.url}/healthz", timeout=10) as answer:
-            document: dict[str, Any] = json.load(answer)
-            return document
+        return get_json(f"{self.url}/healthz")
 
     def rss_bytes(self) -> tuple[int, int]:
         """The resident set now, and its peak (``VmHWM``), from /proc."""
@@ -171,23 +157,8 @@ def daemon_process(endpoint: str, *extra: str) -> Iterator[DaemonProcess]:
             stderr=subprocess.DEVNULL,
         )
         running = DaemonProcess(process, f"http://127.0.0.1:{port}")
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    running.status()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        raise RuntimeError("the daemon did not start") from None
-                    time.sleep(0.05)
+        with serving(process, running.status, "the daemon", stop_wait=30):
             yield running
-        finally:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 # -- throughput -----------------------------------------------------------------------------
@@ -273,33 +244,9 @@ def bench_stages(quick: bool) -> tuple[float, float]:
 
 def flood(url: str, stop: threading.Event, refused: list[int]) -> None:
     """Post 500-event gzip batches until ``stop``; counts the 429 answers."""
-    import http.client
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
-    headers = {
-        "Authorization": f"Bearer {BENCH_KEY}",
-        "Content-Type": "application/json",
-        "Content-Encoding": "gzip",
-    }
+    client = IngestClient(url)
     while not stop.is_set():
-        events = [
-            {
-                "event_id": str(uuid.uuid4()),
-                "license_id": "lic_abc123",
-                "occurred_at": "2026-11-22T10:15:30.123Z",
-                "unit": "tokens",
-                "attribution": {"model": "gpt-4o"},
-                "measurements": [{"metric_name": "tokens", "quantity": 1024}],
-            }
-            for _ in range(500)
-        ]
-        body = gzip.compress(json.dumps({"batch_id": str(uuid.uuid4()), "events": events}).encode())
-        connection.request("POST", "/telemetry/events", body, headers)
-        answer = connection.getresponse()
-        answer.read()
-        if answer.status == 429:
+        if client.post(batch_body()) == 429:
             refused[0] += 1
             time.sleep(0.05)
 

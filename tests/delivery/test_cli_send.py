@@ -15,20 +15,13 @@ from .conftest import KEY
 def send(
     collector: Collector, lines: list[str], *extra: str, key: str = KEY
 ) -> subprocess.CompletedProcess[str]:
+    arguments = ["--api-key", key, "--endpoint", collector.url, "--timeout", "10", *extra]
+    return run_send(lines, *arguments)
+
+
+def run_send(lines: list[str], *arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "doow_serverless",
-            "send",
-            "--api-key",
-            key,
-            "--endpoint",
-            collector.url,
-            "--timeout",
-            "10",
-            *extra,
-        ],
+        [sys.executable, "-m", "doow_serverless", "send", *arguments],
         input="".join(line + "\n" for line in lines),
         text=True,
         capture_output=True,
@@ -99,23 +92,7 @@ def test_the_config_file_is_read_and_flags_beat_it(collector: Collector, tmp_pat
             }
         )
     )
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "doow_serverless",
-            "send",
-            "--config",
-            str(config),
-            "--endpoint",
-            collector.url,
-        ],
-        input=GOOD[0] + "\n",
-        text=True,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
+    completed = run_send(GOOD[:1], "--config", str(config), "--endpoint", collector.url)
     assert completed.returncode == 0, completed.stderr
     [stored] = collector.events()
     assert stored["attribution"] == {"service": "billing-worker"}
@@ -149,14 +126,7 @@ def test_the_snake_case_keys_the_node_cli_reads_are_read_too(
             }
         )
     )
-    completed = subprocess.run(
-        [sys.executable, "-m", "doow_serverless", "send", "--config", str(config)],
-        input=GOOD[0] + "\n",
-        text=True,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
+    completed = run_send(GOOD[:1], "--config", str(config))
     assert completed.returncode == 0, completed.stderr
     [stored] = collector.events()
     assert stored["attribution"] == {"service": "billing-worker"}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import fields
 
 from .._core import constants as C
-from .._core.constants import LOGGER_NAME
 from ._settings import add_connection_options
 
 
@@ -82,21 +82,6 @@ def run_daemon(args: argparse.Namespace) -> int:
         stream=sys.stderr,
         force=True,
     )
-    logging.getLogger(LOGGER_NAME).setLevel(logging.DEBUG if args.debug else logging.INFO)
-    flags = Flags(
-        config=args.config,
-        api_key=args.api_key,
-        endpoint=args.endpoint,
-        listen=args.listen,
-        socket=args.socket,
-        lines_port=args.lines_port,
-        follow=tuple(args.follow),
-        spool_dir=args.spool_dir,
-        spool_max_bytes=args.spool_max_bytes,
-        max_queue_size=args.max_queue_size,
-        grace=args.grace,
-        allow_remote=args.allow_remote,
-        token_file=args.token_file,
-        debug=args.debug,
-    )
+    given = {field.name: getattr(args, field.name) for field in fields(Flags)}
+    flags = Flags(**{**given, "follow": tuple(args.follow)})
     return Daemon(flags, args.pidfile).run()
