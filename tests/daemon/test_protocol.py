@@ -207,6 +207,15 @@ def test_other_paths_and_methods_and_the_health_endpoint(
         assert (answer.status, answer.getheader("Allow")) == (405, "POST")
         assert json.loads(answer.read())["errorClass"] == "MethodNotAllowed"
         connection.close()
+        # b"\xb9" is latin-1 for "¹", which str.isdigit() takes for a digit and int() refuses.
+        for length in (b"\xb9", b"-1", b"1e3", b"12, 13"):
+            raw = socket.create_connection(("127.0.0.1", running.port), timeout=10)
+            raw.sendall(
+                b"POST /telemetry/events HTTP/1.1\r\nContent-Length: " + length + b"\r\n\r\n"
+            )
+            status_line = raw.makefile("rb").readline()  # b"" if it closed without answering
+            assert status_line.split()[1:2] == [b"400"], (length, status_line)
+            raw.close()
         assert running.stop() == 0
 
 

@@ -23,6 +23,7 @@ from .._core.config import key_hint, redact
 from .._core.constants import LOGGER_NAME
 from .._core.deadline import Deadline
 from .._core.errors import DoowError
+from .._core.events import Attribution
 from .._delivery.outbox import Outbox
 from .._durability.spool import Spool, SpoolUnavailable
 from ._follow import Follower
@@ -144,7 +145,7 @@ class Daemon:
             follower.start()
             self._followers.append(follower)
 
-    def _attribution(self) -> Any:
+    def _attribution(self) -> Attribution | None:
         assert self._settings is not None
         return self._settings.tracker.attribution
 

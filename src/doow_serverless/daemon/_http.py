@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import socket
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
@@ -32,6 +33,7 @@ HEALTH_PATH = "/healthz"
 # than the cap leaves room for gzip's own overhead on incompressible bodies.
 MAX_REQUEST_BYTES = MAX_BATCH_BYTES + 65_536
 _JSON = "application/json"
+_DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 class Access:
@@ -144,8 +146,8 @@ class IngestHandler(BaseHTTPRequestHandler):
         if self.headers.get("Transfer-Encoding") is not None:
             self._error(411, "send Content-Length; chunked bodies are not supported", close=True)
             return None
-        declared = self.headers.get_all("Content-Length") or []
-        if len(set(declared)) != 1 or not declared[0].strip().isdigit():
+        declared = [value.strip() for value in self.headers.get_all("Content-Length") or []]
+        if len(set(declared)) != 1 or not _DIGITS.fullmatch(declared[0]):
             self._error(
                 411 if not declared else 400,
                 "a single valid Content-Length is required",

@@ -1,9 +1,9 @@
 """What the daemon holds: every batch on disk, as many as the memory bound allows in memory.
 
 Each accepted batch is a spool file first. The forwarding engine's outbox holds the
-batches in memory, up to ``max_events`` events; the others wait on disk, by name only,
-oldest first, and are read back as the outbox drains. So a dead upstream fills the spool,
-up to its bound, and not the memory.
+batches in memory, up to ``max_events`` events (or one batch, however large); the others
+wait on disk, by name only, oldest first, and are read back as the outbox drains. So a
+dead upstream fills the spool, up to its bound, and not the memory.
 
 A batch queued here is one request of a client, not yet sent: the engine combines
 consecutive ones into requests of up to 500 events and 450 KiB. Its spool file goes once
@@ -56,6 +56,9 @@ class HeldQueue:
             if spooled is None:
                 continue  # not a batch: set aside by the spool
             with self._lock:
+                if not self._has_room(len(spooled.event_ids)):
+                    self._on_disk.appendleft(name)  # read again when there is room
+                    return loaded
                 self._outbox.append(
                     [_held(name, spooled.batch_id, spooled.documents, spooled.body)]
                 )
