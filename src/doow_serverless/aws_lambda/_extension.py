@@ -120,4 +120,6 @@ def _json_object(body: bytes) -> dict[str, Any]:
 def _error_type(body: bytes) -> str:
     document = _json_object(body)
     kind = document.get("errorType") or document.get("errorMessage")
-    return str(kind)[:200] if kind else body[:200].decode("utf-8", "replace")
+    text = str(kind) if kind else body.decode("utf-8", "replace").strip()
+    # An emulator with its Extensions API switched off answers 404 with an empty body.
+    return text[:200] or "no reason given: is the Extensions API switched off?"
