@@ -355,7 +355,8 @@ class LocalFunction:
             completed = invocation.completed_monotonic
         assert invocation.dispatched_monotonic is not None
         if completed is None:
-            self.kills += 1
+            if not env.exited.is_set():  # a process that died by itself is no kill of ours
+                self.kills += 1
             self._discard(env)
             return None
         return completed - invocation.dispatched_monotonic
