@@ -28,6 +28,8 @@ class CampaignResult:
     wall_time: float
     workdir: str
     notes: list[str] = field(default_factory=list)
+    delivery: str = ""  # the SDK's delivery mode the run set (DOOW_TRACK_DELIVERY), if any
+    facts: list[str] = field(default_factory=list)  # what the report adds to its details
 
     @property
     def replayed(self) -> int:
