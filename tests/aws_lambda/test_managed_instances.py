@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -199,3 +200,35 @@ def test_an_invocation_past_its_deadline_is_not_killed_and_its_events_still_go(
     assert result.payload["remaining_ms"] == 0  # the runtime client's clamp, no negative budget
     assert result.margin is not None and result.margin < 0
     assert wait_for(lambda: lambda_collector.stats()["events_stored"] == 3)
+
+
+def test_each_workers_output_is_read_apart_so_two_workers_lines_never_mix(
+    make_function: MakeFunction, lambda_collector: Collector, tmp_path: Path
+) -> None:
+    function = managed(make_function, tmp_path)
+    assert all(result.ok for result in invoke_many(function, 80, announce=True))
+    announced = [re.findall(r'\{"tracked": \d+, "pid": \d+\}', line) for line in function.output]
+    assert sum(len(found) for found in announced) == 80
+    pids = [{json.loads(one)["pid"] for one in found} for found in announced]
+    assert [found for found in pids if len(found) > 1] == []
+
+
+def test_a_shutdown_gives_the_workers_the_grace_then_kills_every_one(
+    make_function: MakeFunction, tmp_path: Path
+) -> None:
+    function = make_function(
+        "stubborn.handler", code_dir=FUNCTIONS_DIR, timeout=1.5, concurrency=WORKERS
+    )
+    function.start()
+    assert wait_for(lambda: len(function.worker_pids()) == WORKERS)
+    workers = function.worker_pids()
+    function.stop(grace=0.5)  # the runtime client's parent ends at SIGTERM; they ignore it
+    assert not [pid for pid in workers if _alive(pid)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
