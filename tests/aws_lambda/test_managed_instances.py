@@ -226,6 +226,41 @@ def test_a_shutdown_gives_the_workers_the_grace_then_kills_every_one(
     assert not [pid for pid in workers if _alive(pid)]
 
 
+def test_sigterm_while_handlers_work_keeps_what_they_tracked(
+    make_function: MakeFunction, lambda_collector: Collector, tmp_path: Path
+) -> None:
+    lambda_collector.set_faults({"then": {"action": "hang"}})
+    function = managed(make_function, tmp_path)
+    with ThreadPoolExecutor(WORKERS) as pool:
+        answers = [
+            pool.submit(function.invoke, {"count": 3, "sleep_ms": 5000, "announce": True})
+            for _ in range(WORKERS)
+        ]
+        # Every handler tracked its events and is still at work: nothing kept them yet.
+        assert wait_for(lambda: sum('{"tracked"' in line for line in function.output) == WORKERS)
+        function.stop(grace=2.0)
+        assert not any(answer.result().ok for answer in answers)
+    log = tmp_path / "export.log"
+    log.write_text(as_json_records(function.output))
+    shutil.rmtree(tmp_path / "tmp")  # the environment, and its /tmp, are gone
+    lambda_collector.clear_faults()
+    completed = subprocess.run(
+        [sys.executable, "-m", "doow_serverless", "replay", "--log", str(log)],
+        env={
+            **os.environ,
+            "DOOW_TRACK_API_KEY": TEST_KEY,
+            "DOOW_TRACK_ENDPOINT": lambda_collector.url,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert lambda_collector.stats()["events_stored"] == 3 * WORKERS
+    assert set(stored(lambda_collector).values()) == {1}
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:

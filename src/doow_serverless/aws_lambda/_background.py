@@ -44,9 +44,11 @@ class Background:
         self._tracker = tracker
         self._wake = threading.Event()
         self._stopped = threading.Event()
+        # SIGTERM blocked first: a thread started before inherits it unblocked, and the
+        # signal, delivered to that thread, would end the process with nothing kept.
+        on_sigterm(self.stop)
         self._thread = threading.Thread(target=self._run, name="doow-background", daemon=True)
         self._thread.start()
-        on_sigterm(self.stop)
 
     def hand_over(self, invocation: Invocation) -> None:
         """The handler returned: keep its events now; they are sent from this thread."""
