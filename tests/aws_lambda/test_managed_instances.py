@@ -117,6 +117,19 @@ def test_a_worker_killed_with_events_kept_is_adopted_by_a_live_one_exactly_once(
     assert any("adopted from a process that died" in line for line in function.output)
 
 
+def test_no_invocation_is_handed_to_a_worker_killed_while_it_waited(
+    make_function: MakeFunction, lambda_collector: Collector, tmp_path: Path
+) -> None:
+    function = managed(make_function, tmp_path)
+    assert all(result.ok for result in invoke_many(function, 2 * WORKERS))
+    # Idle, asking for their next invocation: their requests stay open when they die.
+    for pid in function.worker_pids()[1:]:
+        os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: len(function.worker_pids()) == 1)
+    results = invoke_many(function, 2 * WORKERS)
+    assert [result.status for result in results] == ["success"] * 2 * WORKERS
+
+
 def as_json_records(output: list[str]) -> str:
     """The output as Managed Instances log it: every line a JSON record with the request id
     beside it (a line the function wrote as JSON itself is kept as written)."""
