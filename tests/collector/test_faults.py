@@ -87,6 +87,22 @@ def test_a_refusal_whose_207_a_fault_replaced_is_recorded_as_unanswered(
     assert collector.stats()["events_stored"] == 1
 
 
+def test_a_413_refuses_the_event_of_a_batch_of_one_and_no_event_of_a_larger_one(
+    collector: Collector,
+) -> None:
+    collector.set_faults({"script": [{"status": 413}, {"status": 413}]})
+    alone, pair = event(), [event(), event()]
+    with client(collector) as session:
+        assert post(session, batch([alone])).status_code == 413
+        assert post(session, batch(pair)).status_code == 413  # to be split, not refused
+    refusals = collector.refusals()
+    assert [(item["event_id"], item["answered"]) for item in refusals] == [
+        (alone["event_id"], True)
+    ]
+    assert refusals[0]["reason"] == "too large (413 by fault plan)"
+    assert collector.stats()["events_stored"] == 0
+
+
 def test_a_reject_step_rejects_the_first_n_valid_events(collector: Collector) -> None:
     collector.set_faults({"script": [{"status": 207, "reject": 2}]})
     invalid = event(kind="LATER")

@@ -25,6 +25,7 @@ from doow_serverless._core.wire import sanitize_server_text
 
 from ._faults import ACCEPT, FaultPlanError, FaultStep, parse_plan
 from ._http import encode_json, error_body, is_loopback, logger
+from ._ingest import TOO_LARGE_BY_PLAN
 from ._page import content_security_policy, render_page
 from ._state import MAX_EVENTS_LIMIT
 
@@ -285,6 +286,13 @@ class CollectorHandler(BaseHTTPRequestHandler):
                 self._reset()
                 return None
             if step.kind == "status":
+                if step.status == 413:  # a single event answered 413 is refused for good
+                    state.ingestor.refuse_if_alone(
+                        self.headers.get("Authorization"),
+                        raw,
+                        self.headers.get("Content-Encoding"),
+                        TOO_LARGE_BY_PLAN,
+                    )
                 self._send_fault(step, stored=False)
                 return None
         outcome = state.ingestor.process(
