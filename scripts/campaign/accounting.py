@@ -6,7 +6,8 @@ balance compares that with what the collector stored:
 
 - stored: tracked events the collector holds;
 - rejected by the server: not stored, and refused for good: by the collector's own record
-  of the 207 answers it sent (``rejected_confirmed``), or by the SDK's rejection report.
+  of the answers it sent (``rejected_confirmed``: a 207 naming the event, or a 413 to a
+  batch of that event alone), or by the SDK's rejection report.
   The two must agree: an event the SDK says was refused, which the collector never
   refused, was not rejected (the run fails on the difference);
 - duplicates: stored events the campaign never tracked (an event counted twice under a

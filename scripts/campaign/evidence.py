@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from .accounting import InvocationRecord
-from .faults import Ending, FaultKind
+from .faults import Ending, Fault, FaultKind
 
 # How many times a kind none of whose faults took effect is tried again after the schedule.
 RETRIES = 3
@@ -262,3 +262,19 @@ EFFECTS: Mapping[FaultKind, Effect] = {
 
 def took_effect(kind: FaultKind, evidence: Evidence) -> bool:
     return EFFECTS[kind].test(evidence)
+
+
+def describe(fault: Fault, evidence: Evidence) -> str:
+    """A fault that did not take effect, and what was seen instead."""
+    records = [item.record for item in evidence.invocations]
+    numbers = "-".join(dict.fromkeys(str(record.number) for record in (records[0], records[-1])))
+    statuses = ", ".join(record.status for record in records)
+    seen = evidence.seen
+    answers = ", ".join(f"{name} {count}" for name, count in sorted(seen.answers.items()))
+    sightings = "".join(f"; {name}" for name in sorted(seen.sightings) if seen.sightings[name])
+    detail = f"; {fault.detail}" if fault.detail else ""
+    return (
+        f"invocation {numbers} ({fault.kind.value}, {records[0].sandbox}): {statuses}{detail}; "
+        f"collector: {answers or 'no request'}, {evidence.steps_taken} plan step(s) taken"
+        f"{sightings}"
+    )

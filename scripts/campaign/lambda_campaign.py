@@ -39,8 +39,6 @@ import argparse
 import contextlib
 import dataclasses
 import os
-import random
-import secrets
 import shlex
 import shutil
 import signal
@@ -54,19 +52,14 @@ from typing import Any, Protocol, TextIO
 
 from doow_serverless_dev.lambda_local import InvocationResult, LocalFunction
 
-from .accounting import InvocationRecord, Ledger, balance
+from .accounting import InvocationRecord
 from .command import add_common_options, check_workdir, finish, progress, run_in
-from .endpoint import Endpoint
-from .evidence import RETRIES, Evidence, Observed, took_effect
+from .driver import CampaignDriver
+from .evidence import Observed, describe, took_effect
 from .exports import cloudwatch_export
-from .faults import Ending, Fault, FaultKind, Timings, make_fault, schedule
-from .leaks import LeakScan
-from .observe import Observer
-from .output import OutputWatch
-from .replay import replay_twice
+from .faults import CLASSIC_KINDS, Ending, Fault, FaultKind, Timings, make_fault, schedule
 from .report import LAMBDA_PAGE, Page, write_report
 from .result import CampaignResult
-from .store import read_store
 from .workload import plan_events
 
 FUNCTION_DIR = Path(__file__).resolve().parent / "function"
@@ -302,7 +295,7 @@ class Sandbox:
             self._log.close()
 
 
-class LambdaCampaign:
+class LambdaCampaign(CampaignDriver):
     """The campaign, on AWS Lambda unless ``platform`` says otherwise."""
 
     def __init__(
@@ -317,30 +310,18 @@ class LambdaCampaign:
         command: str = "",
         progress: Callable[[str], object] | None = None,
     ) -> None:
+        super().__init__(
+            invocations,
+            seed,
+            workdir,
+            kinds=CLASSIC_KINDS,
+            timings=timings,
+            command=command,
+            progress=progress,
+        )
         self.platform = platform
         self.delivery = delivery
-        self.invocations = invocations
-        self.seed = seed
-        self.workdir = workdir
-        self.timings = timings or Timings()
-        self.command = command
-        self._progress = progress
         self._faults = schedule(invocations, seed, self.timings)
-        self._rng = random.Random(f"workload:{seed}")  # noqa: S311 - reproducible
-        self._retry_rng = random.Random(f"retries:{seed}")  # noqa: S311 - reproducible
-        self._retried_invocations = 0
-        self._run_id = f"s{seed}-{secrets.token_hex(4)}"
-        self.api_key = "dk_campaign_" + secrets.token_hex(16)
-        self._ledger = Ledger()
-        # Also searched as the run goes: spool files come and go.
-        self._leaks = LeakScan(self.api_key)
-        self._number = 0
-        self._notes: list[str] = []
-        self._endpoint = Endpoint(
-            workdir / "collector.sqlite3", self.api_key, self.timings.idle_timeout
-        )
-        self._output = OutputWatch(self._ledger)
-        self._observer = Observer(self._endpoint, self._output, self._notes)
         self._sandboxes: dict[str, Sandbox] = {}
 
     # -- the run -------------------------------------------------------------------------
@@ -367,7 +348,7 @@ class LambdaCampaign:
             }
             for fault in self._faults:
                 self._run_fault(fault)
-            self._retry_kinds_without_effect()
+            self._retry_kinds_without_effect(make_fault)
             self._last_invocations()
             for sandbox in self._sandboxes.values():
                 sandbox.reclaim()
@@ -375,44 +356,23 @@ class LambdaCampaign:
             # The sandboxes are gone, and their /tmp with them: what is left is the log.
             for sandbox in self._sandboxes.values():
                 sandbox.lose_tmp()
-            replays, stored_by_replay = replay_twice(
-                self._endpoint, self.api_key, self._exports(), self._notes
-            )
+            replays, stored_by_replay = self._recover(self._exports())
             collector = self._endpoint.counters()
         finally:
             for sandbox in self._sandboxes.values():
                 sandbox.close()
             self._endpoint.stop()
-        store = read_store(self.workdir / "collector.sqlite3")
-        leaks = self._leaks
-        leaks.scan_paths([self.workdir])  # logs, spool (after replay) and the store
-        leaks.scan_replays(replays)
-        return CampaignResult(
+        return self.conclude(
             platform=self.platform.name,
-            command=self.command,
-            seed=self.seed,
-            scheduled_invocations=self.invocations,
-            retried_invocations=self._retried_invocations,
-            timings=self.timings,
-            balance=balance(self._ledger, store),
+            started=started,
             replays=replays,
             stored_by_replay=stored_by_replay,
-            leaks=leaks,
             collector=collector,
-            unsent_log_lines=self._output.unsent_lines,
-            wall_time=time.monotonic() - started,
-            workdir=str(self.workdir),
-            notes=self._notes,
             delivery=self.delivery or "",
         )
 
     def _environment(self, reserve_ms: int) -> dict[str, str]:
-        environment = {
-            "DOOW_TRACK_API_KEY": self.api_key,
-            "DOOW_TRACK_ENDPOINT": self._endpoint.url,
-            "DOOW_TRACK_FLUSH_TIMEOUT": str(self.timings.flush_timeout_ms),
-            "DOOW_TRACK_FLUSH_RESERVE": str(reserve_ms),
-        }
+        environment = self._tracker_environment(reserve_ms)
         if self.delivery is not None:
             environment["DOOW_TRACK_DELIVERY"] = self.delivery
         return environment
@@ -427,7 +387,7 @@ class LambdaCampaign:
             where=f"invocation {self._number}",
         )
         effected = took_effect(fault.kind, evidence)
-        self._ledger.fault(fault.kind, effected=effected, description=_describe(fault, evidence))
+        self._ledger.fault(fault.kind, effected=effected, description=describe(fault, evidence))
         retry_after = fault.extra.get("retry_after")
         if retry_after is not None and effected:
             # The SDK sends nothing more until this has passed: the next fault would find a
@@ -458,16 +418,6 @@ class LambdaCampaign:
         if fault.extra.get("lose_tmp"):
             sandbox.lose_tmp()  # restarted in a new sandbox: only the log is left
         return invocations
-
-    def _retry_kinds_without_effect(self) -> None:
-        """Run a new fault of each kind none of whose faults took effect, until one does."""
-        for kind in self._ledger.kinds:
-            for _ in range(RETRIES):
-                if self._ledger.effected[kind] or not self._ledger.faults[kind]:
-                    break
-                before = self._number
-                self._run_fault(make_fault(kind, self._retry_rng, self.timings))
-                self._retried_invocations += self._number - before
 
     def _last_invocations(self) -> None:
         """One healthy invocation per sandbox, so its last process sends what it holds."""
@@ -511,7 +461,9 @@ class LambdaCampaign:
             self._ledger.not_tracked(events)  # the handler never ran
         else:
             self._ledger.tracked(events)
-        note = "; ".join(part for part in (fault.detail, _note(result, len(events))) if part)
+        note = "; ".join(
+            part for part in (fault.detail, invocation_note(result, len(events))) if part
+        )
         record = InvocationRecord(
             number=number,
             sandbox=sandbox.name,
@@ -609,21 +561,8 @@ class LambdaCampaign:
         return paths
 
 
-def _describe(fault: Fault, evidence: Evidence) -> str:
-    """A fault that did not take effect, and what was seen instead."""
-    records = [item.record for item in evidence.invocations]
-    numbers = "-".join(dict.fromkeys(str(record.number) for record in (records[0], records[-1])))
-    statuses = ", ".join(record.status for record in records)
-    seen = evidence.seen
-    answers = ", ".join(f"{name} {count}" for name, count in sorted(seen.answers.items()))
-    detail = f"; {fault.detail}" if fault.detail else ""
-    return (
-        f"invocation {numbers} ({fault.kind.value}, {records[0].sandbox}): {statuses}{detail}; "
-        f"collector: {answers or 'no request'}, {evidence.steps_taken} plan step(s) taken"
-    )
-
-
-def _note(result: InvocationResult, tracked: int) -> str:
+def invocation_note(result: InvocationResult, tracked: int) -> str:
+    """What the record of an invocation notes about how it ended (empty: as it should)."""
     if result.status in ("success", "error"):
         payload = result.payload
         if result.status == "success" and isinstance(payload, dict):

@@ -38,28 +38,23 @@ class OutputWatch:
         self.unsent_lines = 0  # "doow_unsent" lines printed
         self.refused_connections = 0  # delivery errors "Connection refused" reported
         self._returning: set[int] = set()  # invocations whose handler said it returns
-        self._tracked: dict[int, int] = {}  # invocation number -> pid of its process
+        self._tracked: set[int] = set()  # invocations whose handler tracked its events
 
     def on_line(self, line: str) -> None:
-        returning = _marked(line, RETURNING_MARKER)
-        tracked = _marked(line, TRACKED_MARKER)
-        rejected = _marked(line, REJECTED_MARKER)
+        """Read one line; it may hold several documents (threads of one process print
+        into one stream: a line and its newline are two writes)."""
+        returning = _numbers(_marked(line, RETURNING_MARKER))
+        tracked = _numbers(_marked(line, TRACKED_MARKER))
+        rejected = [i for found in _marked(line, REJECTED_MARKER) for i in _rejected_ids(found)]
         with self._changed:
-            if UNSENT_MARKER in line:
-                self.unsent_lines += 1
+            self.unsent_lines += line.count(UNSENT_MARKER)
             if UNDELIVERED_MARKER in line and REFUSED_CONNECTION in line:
                 self.refused_connections += 1
-            if returning is not None:
-                number = _number(returning)
-                if number is not None:
-                    self._returning.add(number)
-            if tracked is not None:
-                number, pid = _number(tracked), tracked.get("pid")
-                if number is not None and isinstance(pid, int):
-                    self._tracked[number] = pid
-            if rejected is not None:
-                self._ledger.rejected_reported(_rejected_ids(rejected))
-            if returning is not None or tracked is not None:
+            self._returning.update(returning)
+            self._tracked.update(tracked)
+            if rejected:
+                self._ledger.rejected_reported(rejected)
+            if returning or tracked:
                 self._changed.notify_all()
 
     def counts(self) -> tuple[int, int]:
@@ -76,30 +71,38 @@ class OutputWatch:
             )
             return number in self._returning
 
-    def wait_tracked(self, numbers: Iterable[int], timeout: float) -> dict[int, int]:
-        """Wait until every invocation of ``numbers`` tracked its events, at most
-        ``timeout``; those that did, with the pid of the process that ran them."""
+    def wait_tracked(self, numbers: Iterable[int], at_least: int, timeout: float) -> set[int]:
+        """Wait until ``at_least`` of the invocations ``numbers`` tracked their events, at
+        most ``timeout``; those that did."""
         wanted = set(numbers)
         with self._changed:
-            self._changed.wait_for(lambda: wanted <= set(self._tracked), timeout=timeout)
-            return {number: pid for number, pid in self._tracked.items() if number in wanted}
+            self._changed.wait_for(lambda: len(wanted & self._tracked) >= at_least, timeout=timeout)
+            return wanted & self._tracked
 
 
-def _marked(line: str, marker: str) -> dict[str, Any] | None:
-    """The JSON object starting at ``marker`` in ``line``, if there is one."""
+_DECODER = json.JSONDecoder()
+
+
+def _marked(line: str, marker: str) -> list[dict[str, Any]]:
+    """Every JSON object starting with ``marker`` in ``line``."""
+    found = []
     index = line.find(marker)
-    if index < 0:
-        return None
-    try:
-        document = json.loads(line[index:])
-    except ValueError:
-        return None
-    return document if isinstance(document, dict) else None
+    while index >= 0:
+        try:
+            document, end = _DECODER.raw_decode(line, index)
+        except ValueError:
+            end = index + len(marker)
+        else:
+            if isinstance(document, dict):
+                found.append(document)
+        index = line.find(marker, end)
+    return found
 
 
-def _number(document: dict[str, Any]) -> int | None:
-    value = next(iter(document.values()), None)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _numbers(documents: list[dict[str, Any]]) -> list[int]:
+    """The invocation numbers the documents give (their first value)."""
+    values = (next(iter(document.values()), None) for document in documents)
+    return [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
 
 
 def _rejected_ids(document: dict[str, Any]) -> list[str]:

@@ -70,12 +70,13 @@ How the campaign works (`scripts/campaign/`):
   `doow-serverless replay --log` runs over the exports, twice: the second run must store
   nothing new. No spool is replayed: on these platforms no one can reach a dead sandbox's.
 - The balance: *lost* = tracked − stored − rejected by the server, and must be 0. An event
-  counts as rejected only when the collector refused it in a 207 it sent: the collector
-  records each refusal in its store, with whether that 207 was the answer or a fault
-  replaced it. The SDK's own rejection reports (the function prints the ids `on_error` is
-  given) must name no event the collector did not refuse. *Duplicates* (stored ids the
-  campaign never tracked, rows beyond one per id) must be 0, and every stored quantity must
-  be the tracked one. An invocation meant to end in time that did not end before its
+  counts as rejected only when the collector refused it in an answer it sent (a 207, or a
+  413 to a batch of that event alone): the collector records each refusal in its store,
+  with whether that answer was sent or a fault replaced it. The SDK's own rejection
+  reports (the function prints the ids `on_error` is given) must name no event the
+  collector did not refuse. *Duplicates* (stored ids the campaign never tracked, rows
+  beyond one per id) must be 0, and every stored quantity must be the tracked one. An
+  invocation meant to end in time that did not end before its
   deadline is a *missed deadline*, and there must be none: it ends when it is complete,
   that is answered and, with an extension registered, released by it (the margin is
   measured then). The API key must appear nowhere: not in the logs, the spool files
@@ -218,7 +219,8 @@ def render_results(result: CampaignResult, heading: str = "## Results") -> str:
         "|---|---:|",
         f"| events tracked | {balance.tracked} |",
         f"| stored by the collector | {balance.stored} |",
-        f"| rejected by the server (a 207 the collector sent) | {balance.rejected} |",
+        f"| rejected by the server (refused in an answer the collector sent) | "
+        f"{balance.rejected} |",
         f"| **duplicates** | **{balance.duplicates}** |",
         f"| **lost** | **{balance.lost}** |",
         f"| persisted or logged, then replayed | {_replayed(result)} |",
@@ -260,7 +262,7 @@ def _details(result: CampaignResult) -> list[str]:
         f"event(s) it already held; {balance.resent_batches} event copies arrived again in "
         "batches it stored.",
         f"- Rejected by the server: {balance.rejected}, of which {balance.rejected_confirmed} "
-        "refused in a 207 the collector sent (its store's records; the others only in the "
+        "refused in an answer the collector sent (its store's records; the others only in the "
         "SDK's rejection reports, and the run fails on them).",
         f"- Invocations: {statuses}; {balance.cold_starts} cold start(s); "
         f"{balance.deliberate_kills} of {balance.kills_scheduled} invocations meant to be "
@@ -353,35 +355,40 @@ the runtime client forks `AWS_LAMBDA_MAX_CONCURRENCY` worker processes sharing `
 nothing is frozen, a deadline kills nothing, and the environment ends with SIGTERM, then
 SIGKILL. The SDK detects the mode and delivers in the background: each invocation's events
 are kept (log line, spool) before its response, then a thread of the worker sends them. A
-campaign of its own (`scripts/campaign/managed_campaign.py`) drives it:
+driver of its own (`scripts/campaign/managed_campaign.py`, faults in `managed_faults.py`)
+runs the campaign function there, with the same collector, evidence, recovery and balance:
 
-- One environment at a time: `LocalFunction(concurrency=N)` runs the campaign function
-  under the real runtime client (`awslambdaric` forking its workers), `TMPDIR` being the
-  environment's `/tmp`. Invocations go in bursts (4 to 12 at once, from a thread pool), one
-  fault per burst.
+- One environment at a time: `LocalFunction(concurrency=N)` runs the function under the
+  real runtime client (`awslambdaric` forking its workers), `TMPDIR` being the
+  environment's `/tmp`; the harness plays the platform's log socket, so each worker's
+  output is read apart. Invocations go in bursts of 4 to 12 sent at once from a thread
+  pool, one fault per burst.
 - Endpoint faults are the classic campaign's collector plans (5xx, some after storing;
   429 with a short `Retry-After`; connection refused; resets, before and after storing;
   latency; a hang; 207 partial rejections, by the plan or for an unknown license; 413),
-  met by the workers' sender threads, after the responses.
+  met by the workers' sender threads after the responses.
 - Process faults: a SIGKILL of a random live worker at a random moment of a burst (in its
-  handler, its wrapper, its sender's request, or idle); a SIGKILL of a worker while a
-  request its sender made hangs at the collector; an invocation running past its deadline
-  (answered late; nothing kills it); environment shutdowns (SIGTERM to every process, then
-  SIGKILL after a grace of 0.3 to 2 s, as the platform's shutdown) with the senders'
-  requests in flight, the next environment starting with `/tmp` kept (it adopts the spool)
-  or lost (only the log is left); and a shutdown while handlers run, after they tracked
-  their events (those invocations never answer; the SDK must keep what they tracked).
-  An environment left with fewer than two live workers is replaced (SIGTERM, `/tmp` kept).
-- An invocation whose worker was SIGKILLed never answers: the campaign retries it with the
-  same request id, as Lambda retries a failed asynchronous invocation, so its events are
-  tracked again with the same ids (a crash where no worker was killed fails the run). The
-  invocations cut by a shutdown are not retried: what they tracked must survive on its own.
+  handler, its wrapper, its sender's request, or idle); a SIGKILL of a worker that answered
+  in the burst once every live worker's request hangs at the collector; an invocation that
+  works past its deadline (it answers late; nothing kills it); environment shutdowns
+  (SIGTERM to every process, SIGKILL after a grace of 0.3 to 2 s) once the senders'
+  requests are in flight, the next environment starting with `/tmp` kept (it adopts the
+  spool) or lost (only the log is left); and a shutdown while handlers work, after they
+  tracked their events, the next `/tmp` kept or lost at random. An environment left with
+  fewer than two live workers is replaced (SIGTERM, `/tmp` kept).
+- The platform's part: an invocation whose worker was SIGKILLed never answers, and the
+  campaign sends it again with the same request id, as Lambda retries a failed
+  asynchronous invocation (its events get the same ids). A crash where no worker was
+  killed fails the run. An invocation a shutdown cut after its handler tracked is not sent
+  again: what it tracked must survive on the SDK's own (one cut before it tracked, or never
+  handed out, is sent again).
 - At the end the last environment is shut down and every `/tmp` lost. The recovery is the
-  documented one: each environment's log, in the form Managed Instances write it (every
-  line a JSON record with a request id), exported as `aws logs filter-log-events ...
-  --output json` gives it, and `doow-serverless replay --log` over the exports, twice.
-  No spool is read. The balance is the classic campaign's; a deadline is missed when an
-  invocation meant to end in time answered after it (the sender never holds a response)."""
+  documented one: each environment's log in Lambda's JSON log format (every line a record
+  with a request id; the workers' lines arrive merged, so a record carries the request id
+  of an invocation then in progress, or none), exported as `aws logs filter-log-events
+  --output json` gives it, and `doow-serverless replay --log` over the exports, twice. No
+  spool is read. A deadline is missed when an invocation meant to answer in time answered
+  after it: nothing the sender does may hold a response back."""
 
 SYNC_SECTION = Section("lambda-sync", "## Results: classic Lambda, `sync` delivery", SYNC_LEAD)
 AFTER_RESPONSE_SECTION = Section(
