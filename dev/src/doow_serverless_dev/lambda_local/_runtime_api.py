@@ -394,7 +394,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _client_connected(self) -> bool:
         """The runtime is still there: its connection is neither closed nor reset."""
         try:
-            data = self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            data: bytes = self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except BlockingIOError:
             return True
         except OSError:
