@@ -156,7 +156,7 @@ def test_hang_after_store_stores_the_batch_and_never_answers(collector: Collecto
     assert collector.stats()["requests_by_status"] == {"hang": 1}
 
 
-def test_requests_in_progress_count_a_delayed_answer_not_a_held_hang(
+def test_requests_in_progress_count_a_delayed_answer_and_held_ones_a_hang(
     collector: Collector,
 ) -> None:
     collector.set_faults({"script": [{"action": "accept", "delay_ms": 1500}, {"action": "hang"}]})
@@ -169,6 +169,9 @@ def test_requests_in_progress_count_a_delayed_answer_not_a_held_hang(
     def seen() -> tuple[dict[str, int], int]:
         stats = collector.stats()  # one snapshot: answers and requests in progress agree
         return stats["requests_by_status"], stats["ingest_in_progress"]
+
+    def held() -> int:
+        return int(collector.stats()["ingest_held"])
 
     def wait_for(condition: Any) -> None:
         give_up = time.monotonic() + 10
@@ -185,9 +188,11 @@ def test_requests_in_progress_count_a_delayed_answer_not_a_held_hang(
     senders[0].join()
     assert answers == [202]
     assert collector.stats()["ingest_in_progress"] == 0
+    assert held() == 1  # the hang, counted apart
     collector.clear_faults()
     senders[1].join()
-    assert collector.stats()["ingest_in_progress"] == 0
+    wait_for(lambda: held() == 0)
+    assert (collector.stats()["ingest_in_progress"], held()) == (0, 0)
 
 
 def test_hang_is_ended_by_stop(collector_factory: CollectorFactory) -> None:

@@ -257,12 +257,18 @@ class CollectorHandler(BaseHTTPRequestHandler):
     def _ingest(self) -> None:
         counters = self.server.state.counters
         counters.ingest_started()
+        held: threading.Event | None = None
         try:
             held = self._answer_ingest()
+            if held is not None:  # a hang step: no longer in progress, held until released
+                counters.hold_started()
         finally:
             counters.ingest_ended()
-        if held is not None:  # a hang step: no longer in progress, held until released
-            held.wait(MAX_HANG_S)
+        if held is not None:
+            try:
+                held.wait(MAX_HANG_S)
+            finally:
+                counters.hold_ended()
 
     def _answer_ingest(self) -> threading.Event | None:
         """Answer (or drop) the request; the event to wait on when a hang step holds it."""
