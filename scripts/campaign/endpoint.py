@@ -88,6 +88,16 @@ class Endpoint:
             return 0
         return int(self._collector.stats()["ingest_in_progress"])
 
+    def held(self) -> int:
+        """Ingest requests a hang step holds now (0: stopped)."""
+        if self._collector is None:
+            return 0
+        return int(self._collector.stats()["ingest_held"])
+
+    def in_flight(self) -> int:
+        """Ingest requests the collector is handling or holding (a hang) now (0: stopped)."""
+        return self.in_progress() + self.held()
+
     def stored(self) -> int:
         return int(self.running.stats()["events_stored"])
 

@@ -316,9 +316,9 @@ class ManagedCampaign(CampaignDriver):
         if kind is FaultKind.WORKER_KILLED:
             return self._kill_at_random(fault, start)
         if kind is FaultKind.WORKER_KILLED_SENDING:
-            return self._kill_while_sending(fault, start)
+            return self._kill_while_sending(fault)
         if kind in (FaultKind.SHUTDOWN_TMP_KEPT, FaultKind.SHUTDOWN_TMP_LOST):
-            return self._shut_down_in_flight(fault, start)
+            return self._shut_down_in_flight(fault)
         if kind is FaultKind.SHUTDOWN_MID_HANDLER:
             return self._shut_down_mid_handler(fault)
         return self._burst_until_effect(fault, start)
@@ -339,7 +339,7 @@ class ManagedCampaign(CampaignDriver):
         self._await_effect(fault, observed, start)
         return observed
 
-    def _kill_while_sending(self, fault: Fault, start: Reading) -> list[Observed]:
+    def _kill_while_sending(self, fault: Fault) -> list[Observed]:
         """SIGKILL a worker that answered in the burst while a request it sent hangs."""
         calls = self._send(fault)
         observed = self._collect(fault, calls)
@@ -349,9 +349,9 @@ class ManagedCampaign(CampaignDriver):
             if isinstance(pid := _pid(call.answer.result()), int) and call.answer.result().ok
         }
         live = self._environment.workers()
-        # A sender sends one request at a time: once as many hang as workers live, each
-        # live worker (the victim too) has its own request hanging.
-        hanging = self._await(lambda: self._hangs_since(start) >= len(live) > 0, EFFECT_WAIT_S)
+        # A sender sends one request at a time: once the collector holds as many as workers
+        # live, each live worker (the victim too) has its own request hanging.
+        hanging = self._await(lambda: self._endpoint.held() >= len(live) > 0, EFFECT_WAIT_S)
         victims = sorted(answered & set(live))
         if victims:
             victim = self._chaos.choice(victims)
@@ -359,14 +359,11 @@ class ManagedCampaign(CampaignDriver):
                 self._observer.sight(KILLED_SENDING)
         return observed
 
-    def _shut_down_in_flight(self, fault: Fault, start: Reading) -> list[Observed]:
+    def _shut_down_in_flight(self, fault: Fault) -> list[Observed]:
         """Shut the environment down once the senders' requests are in flight."""
         observed = self._collect(fault, self._send(fault))
-        self._await(
-            lambda: self._endpoint.in_progress() + self._hangs_since(start) > 0, EFFECT_WAIT_S
-        )
-        # A hanging request is held until the plan is cleared, which settling does later.
-        if self._endpoint.in_progress() + self._hangs_since(start) > 0:
+        self._await(lambda: self._endpoint.in_flight() > 0, EFFECT_WAIT_S)
+        if self._endpoint.in_flight() > 0:  # slowed or held by the collector, right now
             self._observer.sight(TERM_IN_FLIGHT)
         self._replace_environment(float(fault.extra["grace"]), bool(fault.extra["lose_tmp"]))
         return observed
@@ -549,9 +546,6 @@ class ManagedCampaign(CampaignDriver):
             ),
             EFFECT_WAIT_S,
         )
-
-    def _hangs_since(self, start: Reading) -> int:
-        return self._observer.reading().since(start).answers["hang"]
 
     @staticmethod
     def _await(condition: Callable[[], bool], timeout: float) -> bool:
