@@ -99,13 +99,12 @@ class CampaignDriver:
         replays: list[ReplayRun],
         stored_by_replay: list[int],
         collector: dict[str, Any],
-        retried: int = 0,
+        resent: int = 0,
         delivery: str = "",
         facts: list[str] | None = None,
     ) -> CampaignResult:
         """The result, once the collector has stopped: the balance from its store, and the
-        key searched for everywhere (``retried``: invocations sent again besides the faults
-        tried again)."""
+        key searched for everywhere (``resent``: invocations the caller sent again)."""
         store = read_store(self.workdir / "collector.sqlite3")
         self._leaks.scan_paths([self.workdir])  # logs, spool, exports and the store
         self._leaks.scan_replays(replays)
@@ -114,7 +113,8 @@ class CampaignDriver:
             command=self.command,
             seed=self.seed,
             scheduled_invocations=self.invocations,
-            retried_invocations=self._retried_invocations + retried,
+            retried_invocations=self._retried_invocations,
+            resent_invocations=resent,
             timings=self.timings,
             balance=balance(self._ledger, store),
             replays=replays,

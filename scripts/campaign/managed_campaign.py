@@ -222,6 +222,7 @@ class ManagedCampaign(CampaignDriver):
         self._pool = ThreadPoolExecutor(BURST[1], thread_name_prefix="campaign-invoke")
         self._environments: list[Environment] = []
         self._resent = 0  # invocations sent again: their worker was killed, or shut down
+        self._never_handed_out = 0  # queued when their environment shut down
         self._killed_workers = 0
         self._replaced = 0  # environments replaced for want of live workers
         self._tmp_lost = 0
@@ -255,7 +256,7 @@ class ManagedCampaign(CampaignDriver):
             replays=replays,
             stored_by_replay=stored_by_replay,
             collector=collector,
-            retried=self._resent,
+            resent=self._resent,
             facts=self._facts(),
         )
 
@@ -267,7 +268,8 @@ class ManagedCampaign(CampaignDriver):
             f"`/tmp` lost; {self._replaced} replaced for want of live workers.",
             f"Workers SIGKILLed: {self._killed_workers}; invocations sent again (same request "
             f"id) after their worker was killed or their environment shut down before they "
-            f"tracked: {self._resent}.",
+            f"tracked: {self._resent}, of which {self._never_handed_out} were still queued "
+            "when it did (never handed out: `init_error`).",
         ]
 
     def _fresh_tmp(self) -> Path:
@@ -433,6 +435,8 @@ class ManagedCampaign(CampaignDriver):
         for call in calls:
             result = call.answer.result()
             ending, was_killed = call.ending, False
+            if result.status == "init_error":
+                self._never_handed_out += 1
             if result.status in ("crashed", "init_error"):
                 if shut_down:
                     ending, was_killed = Ending.SHUT_DOWN, True

@@ -195,6 +195,10 @@ def render_results(result: CampaignResult, heading: str = "## Results") -> str:
     timings = result.timings
     verdict = "**passed**" if result.ok else "**FAILED**: " + "; ".join(result.problems)
     setup = [f"- delivery: `{result.delivery}` (`DOOW_TRACK_DELIVERY`)"] if result.delivery else []
+    resent = result.resent_invocations
+    final = balance.invocations - result.scheduled_invocations - result.retried_invocations
+    final -= resent
+    sent_again = f"+ {resent} sent again by the caller (same request id) " if resent else ""
     lines = [
         heading,
         "",
@@ -207,9 +211,8 @@ def render_results(result: CampaignResult, heading: str = "## Results") -> str:
         f"- platform: {result.platform}",
         *setup,
         f"- seed: {result.seed}; invocations: {result.scheduled_invocations} scheduled "
-        f"+ {result.retried_invocations} in faults tried again "
-        f"+ {balance.invocations - result.scheduled_invocations - result.retried_invocations} "
-        f"final healthy ones = {balance.invocations}",
+        f"+ {result.retried_invocations} in faults tried again {sent_again}"
+        f"+ {final} final healthy ones = {balance.invocations}",
         f"- function timeout {timings.function_timeout:g} s, flush timeout "
         f"{timings.flush_timeout_ms} ms, flush reserve {timings.flush_reserve_ms} ms, "
         f"collector idle timeout {timings.idle_timeout:g} s",
