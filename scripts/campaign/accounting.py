@@ -6,7 +6,8 @@ balance compares that with what the collector stored:
 
 - stored: tracked events the collector holds;
 - rejected by the server: not stored, and refused for good: by the collector's own record
-  of the 207 answers it sent (``rejected_confirmed``), or by the SDK's rejection report.
+  of the answers it sent (``rejected_confirmed``: a 207 naming the event, or a 413 to a
+  batch of that event alone), or by the SDK's rejection report.
   The two must agree: an event the SDK says was refused, which the collector never
   refused, was not rejected (the run fails on the difference);
 - duplicates: stored events the campaign never tracked (an event counted twice under a
@@ -25,7 +26,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .faults import Ending, FaultKind
+from .faults import CLASSIC_KINDS, Ending, FaultKind
 from .store import StoreSnapshot
 from .workload import PlannedEvent
 
@@ -39,10 +40,13 @@ class InvocationRecord:
     kind: FaultKind
     ending: Ending
     status: str  # the harness's: success, error, timeout, crashed, init_error
-    margin: float | None  # seconds left before the deadline when it answered
+    margin: float | None  # seconds left before the deadline when it ended (see below)
     duration: float | None
     cold_start: bool
     killed: bool = False  # the campaign's SIGKILL was delivered mid-flush
+    # The caller had the handler's answer, whatever happened next (after-response: the
+    # invocation ends when the extension releases it; a kill may come in between).
+    answered: bool = False
     note: str = ""
 
     @property
@@ -58,6 +62,7 @@ class InvocationRecord:
 
 @dataclass
 class Ledger:
+    kinds: tuple[FaultKind, ...] = CLASSIC_KINDS  # the kinds of fault the run can schedule
     events: dict[str, PlannedEvent] = field(default_factory=dict)
     untracked: dict[str, PlannedEvent] = field(default_factory=dict)  # the handler never ran
     invocations: list[InvocationRecord] = field(default_factory=list)
@@ -117,6 +122,7 @@ class Balance:
     min_margin: float | None
     deliberate_kills: int
     kills_scheduled: int
+    killed_after_answer: int  # ended by a kill (SIGKILL, the deadline) after they answered
     cold_starts: int
 
     @property
@@ -176,9 +182,9 @@ def balance(ledger: Ledger, store: StoreSnapshot) -> Balance:
         lost_ids=[_describe(ledger.events[i]) for i in lost[:_SHOWN_IDS]],
         resent_batches=sum(count - 1 for count in store.received.values() if count > 1),
         invocations=len(ledger.invocations),
-        invocations_by_kind=_by_kind(Counter(r.kind for r in ledger.invocations)),
-        faults_by_kind=_by_kind(ledger.faults),
-        effected_by_kind=_by_kind(ledger.effected),
+        invocations_by_kind=_by_kind(ledger.kinds, Counter(r.kind for r in ledger.invocations)),
+        faults_by_kind=_by_kind(ledger.kinds, ledger.faults),
+        effected_by_kind=_by_kind(ledger.kinds, ledger.effected),
         not_effected=ledger.not_effected[:_SHOWN_IDS],
         statuses=dict(sorted(Counter(r.status for r in ledger.invocations).items())),
         missed_deadlines=len(missed),
@@ -190,12 +196,15 @@ def balance(ledger: Ledger, store: StoreSnapshot) -> Balance:
             1 for r in ledger.invocations if r.ending is not Ending.IN_TIME and r.killed
         ),
         kills_scheduled=sum(1 for r in ledger.invocations if r.ending is not Ending.IN_TIME),
+        killed_after_answer=sum(
+            1 for r in ledger.invocations if r.answered and r.status in ("timeout", "crashed")
+        ),
         cold_starts=sum(1 for r in ledger.invocations if r.cold_start),
     )
 
 
-def _by_kind(counts: Mapping[FaultKind, int]) -> dict[str, int]:
-    return {kind.value: counts.get(kind, 0) for kind in FaultKind}
+def _by_kind(kinds: tuple[FaultKind, ...], counts: Mapping[FaultKind, int]) -> dict[str, int]:
+    return {kind.value: counts.get(kind, 0) for kind in kinds}
 
 
 def _order(event: PlannedEvent) -> tuple[int, str]:

@@ -33,6 +33,7 @@ from doow_serverless_dev.lambda_local import InvocationResult
 from .exports import app_insights_export
 from .faults import Timings
 from .lambda_campaign import Output, Platform, invocation_result, main_for
+from .report import Page
 
 APP_DIR = Path(__file__).resolve().parent / "azure_app"
 REPO = Path(__file__).resolve().parents[2]
@@ -195,8 +196,7 @@ AZURE = Platform(
     integration="Azure Functions",
     count_option="--invocations",
     default_count=1000,
-    title=TITLE,
-    intro=INTRO,
+    page=Page(TITLE, INTRO),
     export=app_insights_export,
     export_suffix=".json",
 )

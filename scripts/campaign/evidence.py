@@ -7,21 +7,33 @@ hang, a reset), the harness's (a process killed), or the SDK's reports (a refuse
 connection, ``doow_unsent`` log lines). The campaign reads these before and after each
 invocation, and once more when the collector has settled after the fault's last one (an
 answer the collector holds back, as "stored after the budget" does, comes after it).
+
+The Managed Instances campaign also counts *sightings*: what it saw of the processes
+around its own actions (a worker gone after its SIGKILL, requests in flight at the
+collector when the environment got SIGTERM, every process of it ended), named below.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .accounting import InvocationRecord
-from .faults import FaultKind
+from .faults import Ending, Fault, FaultKind
 
 # How many times a kind none of whose faults took effect is tried again after the schedule.
 RETRIES = 3
 SERVER_ERRORS = ("500", "502", "503", "504")
 STORED_ANSWERS = ("202", "207")
+
+# Sightings (Managed Instances): each is counted only when the campaign saw it happen.
+WORKER_GONE = "a worker SIGKILLed, then gone"
+KILLED_SENDING = "a worker SIGKILLed while a request it sent hung"
+TERM_IN_FLIGHT = "SIGTERM with requests in flight at the collector"
+TERM_MID_HANDLER = "SIGTERM while a handler ran, its events tracked"
+ENVIRONMENT_ENDED = "every process of the environment ended"
+TMP_LOST = "the next environment started with /tmp empty"
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,7 @@ class Reading:
     connections: int  # connections the collector accepted
     refused_connections: int  # delivery errors "Connection refused" the functions reported
     unsent_lines: int  # "doow_unsent" lines the functions printed
+    sightings: Counter[str] = field(default_factory=Counter)  # see the names above
 
     def since(self, earlier: Reading) -> Reading:
         return Reading(
@@ -41,6 +54,7 @@ class Reading:
             connections=self.connections - earlier.connections,
             refused_connections=self.refused_connections - earlier.refused_connections,
             unsent_lines=self.unsent_lines - earlier.unsent_lines,
+            sightings=self.sightings - earlier.sightings,
         )
 
     def plus(self, other: Reading) -> Reading:
@@ -50,6 +64,7 @@ class Reading:
             connections=self.connections + other.connections,
             refused_connections=self.refused_connections + other.refused_connections,
             unsent_lines=self.unsent_lines + other.unsent_lines,
+            sightings=self.sightings + other.sightings,
         )
 
     def answered(self, *statuses: str) -> int:
@@ -133,6 +148,31 @@ def _sigkilled_in_its_flush(evidence: Evidence) -> bool:
     )
 
 
+def _answered_after_its_deadline(evidence: Evidence) -> bool:
+    return any(
+        item.record.status == "success"
+        and item.record.margin is not None
+        and item.record.margin < 0
+        for item in evidence.invocations
+    )
+
+
+def _shut_down_mid_handler(evidence: Evidence) -> bool:
+    seen = evidence.seen.sightings
+    return (
+        seen[TERM_MID_HANDLER] > 0
+        and seen[ENVIRONMENT_ENDED] > 0
+        and any(
+            item.record.ending is Ending.SHUT_DOWN and item.record.status == "crashed"
+            for item in evidence.invocations
+        )
+    )
+
+
+def _sighted(*names: str) -> Callable[[Evidence], bool]:
+    return lambda evidence: all(evidence.seen.sightings[name] > 0 for name in names)
+
+
 EFFECTS: Mapping[FaultKind, Effect] = {
     FaultKind.HEALTHY: Effect("every invocation answered", _every_invocation_answered),
     FaultKind.HTTP_5XX: Effect(
@@ -182,7 +222,13 @@ EFFECTS: Mapping[FaultKind, Effect] = {
         "killed at its deadline",
         lambda e: any(item.record.status == "timeout" for item in e.invocations),
     ),
-    FaultKind.LOG_FALLBACK: Effect("doow_unsent lines printed", lambda e: e.seen.unsent_lines > 0),
+    # Every batch gets a doow_unsent line before its first request (write-ahead), so lines
+    # alone show nothing: the endpoint must have refused them too, the lines left as the
+    # only copy (no spool in that sandbox).
+    FaultKind.LOG_FALLBACK: Effect(
+        "503 answered; doow_unsent lines printed",
+        lambda e: e.seen.answered("503") > 0 and e.seen.unsent_lines > 0,
+    ),
     FaultKind.TRACKED_INSIDE_RESERVE: Effect(
         "answered in time, with less than the reserve left", _answered_inside_the_reserve
     ),
@@ -193,8 +239,42 @@ EFFECTS: Mapping[FaultKind, Effect] = {
         "SIGKILLed in its flush, the next process started with /tmp empty",
         _sigkilled_in_its_flush,
     ),
+    FaultKind.PAST_DEADLINE: Effect(
+        "answered after its deadline, not killed", _answered_after_its_deadline
+    ),
+    FaultKind.WORKER_KILLED: Effect("a worker SIGKILLed, then gone", _sighted(WORKER_GONE)),
+    FaultKind.WORKER_KILLED_SENDING: Effect(
+        "SIGKILLed while a request it sent hung", _sighted(WORKER_GONE, KILLED_SENDING)
+    ),
+    FaultKind.SHUTDOWN_TMP_KEPT: Effect(
+        "SIGTERM with requests in flight, every process ended",
+        _sighted(TERM_IN_FLIGHT, ENVIRONMENT_ENDED),
+    ),
+    FaultKind.SHUTDOWN_TMP_LOST: Effect(
+        "SIGTERM with requests in flight, every process ended, the next /tmp empty",
+        _sighted(TERM_IN_FLIGHT, ENVIRONMENT_ENDED, TMP_LOST),
+    ),
+    FaultKind.SHUTDOWN_MID_HANDLER: Effect(
+        "SIGTERM while a handler ran after tracking; it never answered", _shut_down_mid_handler
+    ),
 }
 
 
 def took_effect(kind: FaultKind, evidence: Evidence) -> bool:
     return EFFECTS[kind].test(evidence)
+
+
+def describe(fault: Fault, evidence: Evidence) -> str:
+    """A fault that did not take effect, and what was seen instead."""
+    records = [item.record for item in evidence.invocations]
+    numbers = "-".join(dict.fromkeys(str(record.number) for record in (records[0], records[-1])))
+    statuses = ", ".join(record.status for record in records)
+    seen = evidence.seen
+    answers = ", ".join(f"{name} {count}" for name, count in sorted(seen.answers.items()))
+    sightings = "".join(f"; {name}" for name in sorted(seen.sightings) if seen.sightings[name])
+    detail = f"; {fault.detail}" if fault.detail else ""
+    return (
+        f"invocation {numbers} ({fault.kind.value}, {records[0].sandbox}): {statuses}{detail}; "
+        f"collector: {answers or 'no request'}, {evidence.steps_taken} plan step(s) taken"
+        f"{sightings}"
+    )

@@ -5,11 +5,15 @@ the AWS CLI's ``logs filter-log-events --filter-pattern '?doow_unsent ?doow_sent
 json``, a Vercel Log Drain's NDJSON deliveries, and Application Insights' ``az monitor
 app-insights query ... | project message`` answer. Only the lines those filters select are
 exported; ``doow-serverless replay --log`` then reads the export as a user's would be read.
+
+Lambda Managed Instances log in JSON only: :func:`json_log_record` gives a line of output
+as such a record (the CloudWatch export of those records is then ``cloudwatch_export``'s).
 """
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 # What the documented filters select: the SDK's lines of either kind.
@@ -64,3 +68,31 @@ def app_insights_export(lines: list[str]) -> str:
         "rows": [[line] for line in selected(lines)],
     }
     return json.dumps({"tables": [table]}, indent=2, ensure_ascii=False) + "\n"
+
+
+def json_log_record(line: str, request_id: str, when: float | None = None) -> str:
+    """A line of a function's output as Lambda's JSON log format keeps it: a record with
+    the time, level and request id, the line in its ``message`` (the SDK's own lines then
+    arrive as a JSON string inside a JSON string of the export). A line the runtime client
+    already wrote as such a record (its logging handler's) is kept as written."""
+    if _is_record(line):
+        return line
+    stamp = time.time() if when is None else when
+    record = {
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamp))
+        + f".{int(stamp * 1000) % 1000:03d}Z",
+        "level": "INFO",
+        "requestId": request_id,
+        "message": line,
+    }
+    return json.dumps(record, ensure_ascii=False)
+
+
+def _is_record(line: str) -> bool:
+    if not line.startswith("{"):
+        return False
+    try:
+        document = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(document, dict) and {"timestamp", "level", "requestId"} <= set(document)

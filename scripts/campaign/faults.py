@@ -45,6 +45,13 @@ class FaultKind(Enum):
     TRACKED_INSIDE_RESERVE = "usage tracked as it returns, inside the reserve"
     KILL_IN_FLUSH = "SIGKILL at a random moment of the flush"
     KILL_IN_FLUSH_TMP_LOST = "SIGKILL in the flush, restarted with /tmp lost"
+    # Lambda Managed Instances only (managed_faults.py): several workers, nothing frozen.
+    PAST_DEADLINE = "runs past its deadline, not killed"
+    WORKER_KILLED = "SIGKILL of a random worker at a random moment"
+    WORKER_KILLED_SENDING = "SIGKILL of a worker while its request hangs"
+    SHUTDOWN_TMP_KEPT = "shutdown with requests in flight, /tmp kept"
+    SHUTDOWN_TMP_LOST = "shutdown with requests in flight, /tmp lost"
+    SHUTDOWN_MID_HANDLER = "shutdown while handlers run"
 
 
 class Ending(Enum):
@@ -53,9 +60,12 @@ class Ending(Enum):
     IN_TIME = "in time"  # answered before its deadline; anything else is the SDK's fault
     KILLED_AT_DEADLINE = "killed at the deadline"  # deliberately runs into its deadline
     SIGKILLED = "SIGKILLed"  # the campaign kills the process mid-flush
+    PAST_DEADLINE = "past its deadline"  # Managed Instances: answers late, nothing kills it
+    SHUT_DOWN = "shut down"  # Managed Instances: its environment got SIGTERM mid-handler
 
 
-# Relative frequencies over a long run. Every kind also appears at least once.
+# Relative frequencies over a long run of the classic campaign (one invocation at a time,
+# the Lambda, Vercel and Azure campaigns). Every kind also appears at least once.
 WEIGHTS: Mapping[FaultKind, int] = {
     FaultKind.HEALTHY: 30,
     FaultKind.HTTP_5XX: 6,
@@ -81,6 +91,8 @@ WEIGHTS: Mapping[FaultKind, int] = {
     FaultKind.KILL_IN_FLUSH: 4,
     FaultKind.KILL_IN_FLUSH_TMP_LOST: 4,
 }
+
+CLASSIC_KINDS = tuple(WEIGHTS)
 
 _SERVER_ERRORS = (500, 502, 503, 504)
 # The span of a connection-refused fault: the collector stays down this many invocations.

@@ -1,7 +1,13 @@
 """The Lambda fault campaign: nothing lost, nothing doubled, never the cause of a timeout.
 
     .venv/bin/python -m scripts.campaign.lambda_campaign --invocations 1000 --seed 1 \\
-        --report docs/reliability.md
+        --delivery after-response --report docs/reliability.md
+
+``--delivery`` (``sync``, the default, or ``after-response``) sets ``DOOW_TRACK_DELIVERY``
+in every sandbox; each mode's run writes its own section of the report. An invocation
+ends when it is complete (answered, and released by the SDK's extension in
+``after-response`` mode): its margin is measured then, and an extension still holding it
+at its deadline is a timeout (:class:`LambdaFunction`).
 
 Runs the campaign function (``function/app.py``) under the real Lambda runtime client
 against a local collector that misbehaves as the seeded schedule says, then lets the last
@@ -31,145 +37,44 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
+import dataclasses
 import os
-import random
-import secrets
 import shlex
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from doow_serverless_dev.collector import Collector
 from doow_serverless_dev.lambda_local import InvocationResult, LocalFunction
 
-from .accounting import InvocationRecord, Ledger, balance
-from .evidence import NOTHING, RETRIES, Evidence, Observed, Reading, took_effect
+from .accounting import InvocationRecord
+from .command import add_common_options, check_workdir, finish, progress, run_in
+from .driver import CampaignDriver
+from .evidence import Observed, describe, took_effect
 from .exports import cloudwatch_export
-from .faults import Ending, Fault, FaultKind, Timings, make_fault, schedule
-from .leaks import LeakScan
-from .replay import ReplayRun, replay
-from .report import INTRO, OTHER_PLATFORMS, TITLE, render
+from .faults import CLASSIC_KINDS, Ending, Fault, FaultKind, Timings, make_fault, schedule
+from .report import LAMBDA_PAGE, Page, write_report
 from .result import CampaignResult
-from .store import read_store
-from .workload import REJECTED_LICENSE, plan_events
+from .workload import plan_events
 
 FUNCTION_DIR = Path(__file__).resolve().parent / "function"
 PLATFORM = "AWS Lambda: the real runtime client (awslambdaric), local Runtime API"
 MAIN, NO_RESERVE, NO_SPOOL = "main", "no-reserve", "no-spool"
 # The faults run in a sandbox of their own; every other one runs in MAIN.
 SANDBOX_FOR = {FaultKind.DEADLINE_KILL: NO_RESERVE, FaultKind.LOG_FALLBACK: NO_SPOOL}
-# The line the campaign function prints for events the server refused for good.
-REJECTED_MARKER = '{"campaign_rejected"'
-# The SDK's last resort for events it can neither deliver nor spool.
-UNSENT_MARKER = '{"doow_unsent"'
-# The line the campaign function prints for any other delivery error the SDK reports.
-UNDELIVERED_MARKER = '{"campaign_undelivered"'
-# The line a campaign function prints just before its handler returns (its flush begins).
-RETURNING_MARKER = '{"campaign_returning"'
-REFUSED_CONNECTION = "Connection refused"
-_COUNTERS = ("accepted", "duplicates", "rejected", "batches", "requests", "connections")
+# The SDK's delivery modes on classic Lambda the campaign runs (DOOW_TRACK_DELIVERY).
+DELIVERIES = ("sync", "after-response")
+# How the error type of an invocation that ended after its response says so.
+AFTER_ITS_RESPONSE = " after its response"
 _PROGRESS_EVERY = 50
 _OUTPUT_SETTLE_S = 0.3
-# After a fault: how long the collector may take to end the requests it is still handling,
-# and the functions' output to arrive (a line printed during the flush can come just after).
-_SETTLE_S = 10.0
-_OUTPUT_GRACE_S = 0.5
 
 Output = Callable[[str], None]
-
-
-class Endpoint:
-    """The collector, which can be stopped and restarted on the same port and database."""
-
-    def __init__(self, db_path: Path, api_key: str, idle_timeout: float) -> None:
-        self._db_path = db_path
-        self._api_key = api_key
-        self._idle_timeout = idle_timeout
-        self._collector: Collector | None = None
-        self._port = 0
-        self.restarts = 0
-        self._totals: Counter[str] = Counter()
-        self._by_status: Counter[str] = Counter()
-
-    def start(self) -> None:
-        for attempt in range(50):
-            try:
-                collector = Collector(
-                    port=self._port,
-                    db_path=self._db_path,
-                    api_keys=[self._api_key],
-                    idle_timeout=self._idle_timeout,
-                    reject_licenses=[REJECTED_LICENSE],
-                ).start()
-            except OSError:
-                if attempt == 49:
-                    raise
-                time.sleep(0.1)  # the port is still being released
-                continue
-            break
-        if self._port:
-            self.restarts += 1
-        self._port = collector.port
-        self._collector = collector
-
-    def stop(self) -> None:
-        collector, self._collector = self._collector, None
-        if collector is None:
-            return
-        stats = collector.stats()
-        self._totals.update({name: int(stats.get(name, 0)) for name in _COUNTERS})
-        self._by_status.update(stats.get("requests_by_status", {}))
-        collector.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
-
-    @property
-    def running(self) -> Collector:
-        if self._collector is None:
-            raise RuntimeError("the collector is stopped")
-        return self._collector
-
-    def plan(self, plan: Mapping[str, Any] | None) -> None:
-        if plan is None:
-            self.running.clear_faults()
-        else:
-            self.running.set_faults(json.loads(json.dumps(plan)))
-
-    def steps_taken(self) -> int:
-        """How many requests have taken a step of the current plan's script (0: stopped)."""
-        if self._collector is None:
-            return 0
-        return int(self._collector.faults()["position"])
-
-    def in_progress(self) -> int:
-        """Ingest requests the collector is handling now, a held hang aside (0: stopped)."""
-        if self._collector is None:
-            return 0
-        return int(self._collector.stats()["ingest_in_progress"])
-
-    def stored(self) -> int:
-        return int(self.running.stats()["events_stored"])
-
-    def counters(self) -> dict[str, Any]:
-        """Counters summed over every run of the collector so far (stopped ones included)."""
-        totals = Counter(self._totals)
-        by_status = Counter(self._by_status)
-        if self._collector is not None:
-            stats = self._collector.stats()
-            totals.update({name: int(stats.get(name, 0)) for name in _COUNTERS})
-            by_status.update(stats.get("requests_by_status", {}))
-        return {**totals, "requests_by_status": dict(by_status), "restarts": self.restarts}
 
 
 # -- the platform ---------------------------------------------------------------------------
@@ -201,17 +106,58 @@ class CampaignFunction(Protocol):
 FunctionFactory = Callable[[str, Mapping[str, str], Timings, Output], CampaignFunction]
 
 
+class LambdaFunction:
+    """The Lambda harness's function, each invocation judged at its completion.
+
+    An invocation is over when it is complete: answered, and released by every extension
+    registered for INVOKE (the SDK's, in after-response mode, flushes in that turn). The
+    margin is what was left of the deadline then. One an extension still held at its
+    deadline was ended with its environment, as Lambda does: a ``timeout``, though the
+    caller had its answer; one whose process died after answering, before it was complete
+    (a SIGKILL in the extension's flush), ``crashed``.
+    """
+
+    def __init__(self, function: LocalFunction) -> None:
+        self._function = function
+
+    @property
+    def pid(self) -> int | None:
+        return self._function.pid
+
+    def invoke(self, payload: dict[str, Any]) -> InvocationResult:
+        kills = self._function.kills
+        result = self._function.invoke(payload)
+        if result.status not in ("success", "error"):
+            return result
+        if result.completed is None:
+            killed_at_deadline = self._function.kills > kills
+            status = "timeout" if killed_at_deadline else "crashed"
+            why = "Sandbox.Timedout" if killed_at_deadline else "Runtime.ExitError"
+            return dataclasses.replace(
+                result, status=status, error_type=why + AFTER_ITS_RESPONSE, margin=None
+            )
+        return dataclasses.replace(result, margin=self._function.timeout - result.completed)
+
+    def freeze(self) -> None:
+        self._function.freeze()
+
+    def stop(self) -> None:
+        self._function.stop()
+
+
 def lambda_function(
     name: str, environment: Mapping[str, str], timings: Timings, on_output: Output
-) -> LocalFunction:
+) -> LambdaFunction:
     """The campaign function (``function/app.py``) under the real Lambda runtime client."""
-    return LocalFunction(
-        "app.handler",
-        code_dir=FUNCTION_DIR,
-        timeout=timings.function_timeout,
-        environment=environment,
-        function_name=f"doow-campaign-{name}",
-        on_output=on_output,
+    return LambdaFunction(
+        LocalFunction(
+            "app.handler",
+            code_dir=FUNCTION_DIR,
+            timeout=timings.function_timeout,
+            environment=environment,
+            function_name=f"doow-campaign-{name}",
+            on_output=on_output,
+        )
     )
 
 
@@ -250,11 +196,16 @@ class Platform:
     integration: str  # "Fault campaign for the ... integration"
     count_option: str  # "--invocations", "--requests"
     default_count: int
-    title: str
-    intro: str
+    page: Page  # the report
     export: Callable[[list[str]], str]  # a sandbox's log lines, as its platform exports them
     export_suffix: str  # the export file's ending
-    epilogue: str = ""  # the report's last section
+    # The SDK's delivery modes a run may set (the first by default), each with the section
+    # of the page its run writes; none: the SDK's own choice, and the run writes the page.
+    sections: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def deliveries(self) -> tuple[str, ...]:
+        return tuple(self.sections)
 
     @property
     def description(self) -> str:
@@ -271,11 +222,10 @@ LAMBDA = Platform(
     integration="Lambda",
     count_option="--invocations",
     default_count=1000,
-    title=TITLE,
-    intro=INTRO,
+    page=LAMBDA_PAGE,
     export=cloudwatch_export,
     export_suffix=".json",
-    epilogue=OTHER_PLATFORMS,
+    sections={delivery: f"lambda-{delivery}" for delivery in DELIVERIES},
 )
 
 
@@ -345,7 +295,7 @@ class Sandbox:
             self._log.close()
 
 
-class LambdaCampaign:
+class LambdaCampaign(CampaignDriver):
     """The campaign, on AWS Lambda unless ``platform`` says otherwise."""
 
     def __init__(
@@ -355,38 +305,23 @@ class LambdaCampaign:
         workdir: Path,
         *,
         platform: Platform = LAMBDA,
+        delivery: str | None = None,
         timings: Timings | None = None,
         command: str = "",
         progress: Callable[[str], object] | None = None,
     ) -> None:
-        self.platform = platform
-        self.invocations = invocations
-        self.seed = seed
-        self.workdir = workdir
-        self.timings = timings or Timings()
-        self.command = command
-        self._progress = progress
-        self._faults = schedule(invocations, seed, self.timings)
-        self._rng = random.Random(f"workload:{seed}")  # noqa: S311 - reproducible
-        self._retry_rng = random.Random(f"retries:{seed}")  # noqa: S311 - reproducible
-        self._retried_invocations = 0
-        self._run_id = f"s{seed}-{secrets.token_hex(4)}"
-        self.api_key = "dk_campaign_" + secrets.token_hex(16)
-        self._ledger = Ledger()
-        # Also searched as the run goes: spool files come and go.
-        self._leaks = LeakScan(self.api_key)
-        self._lock = threading.Lock()
-        self._number = 0
-        self._unsent_lines = 0
-        self._refused_connections = 0
-        self._seen_until = NOTHING  # what was seen by the end of the last invocation
-        # Invocations whose handler said it is returning: their flush has begun.
-        self._returning: set[int] = set()
-        self._returned = threading.Condition(self._lock)
-        self._notes: list[str] = []
-        self._endpoint = Endpoint(
-            workdir / "collector.sqlite3", self.api_key, self.timings.idle_timeout
+        super().__init__(
+            invocations,
+            seed,
+            workdir,
+            kinds=CLASSIC_KINDS,
+            timings=timings,
+            command=command,
+            progress=progress,
         )
+        self.platform = platform
+        self.delivery = delivery
+        self._faults = schedule(invocations, seed, self.timings)
         self._sandboxes: dict[str, Sandbox] = {}
 
     # -- the run -------------------------------------------------------------------------
@@ -401,7 +336,7 @@ class LambdaCampaign:
                     self.workdir,
                     self._environment(reserve_ms),
                     self.timings,
-                    self._on_line,
+                    self._output.on_line,
                     function=self.platform.function,
                     spool_usable=name != NO_SPOOL,
                 )
@@ -413,7 +348,7 @@ class LambdaCampaign:
             }
             for fault in self._faults:
                 self._run_fault(fault)
-            self._retry_kinds_without_effect()
+            self._retry_kinds_without_effect(make_fault)
             self._last_invocations()
             for sandbox in self._sandboxes.values():
                 sandbox.reclaim()
@@ -421,50 +356,38 @@ class LambdaCampaign:
             # The sandboxes are gone, and their /tmp with them: what is left is the log.
             for sandbox in self._sandboxes.values():
                 sandbox.lose_tmp()
-            replays, stored_by_replay = self._replay_twice()
+            replays, stored_by_replay = self._recover(self._exports())
             collector = self._endpoint.counters()
         finally:
             for sandbox in self._sandboxes.values():
                 sandbox.close()
             self._endpoint.stop()
-        store = read_store(self.workdir / "collector.sqlite3")
-        leaks = self._leaks
-        leaks.scan_paths([self.workdir])  # logs, spool (after replay) and the store
-        for index, run in enumerate(replays, start=1):
-            leaks.scan_text(f"replay {index} stdout", run.stdout)
-            leaks.scan_text(f"replay {index} stderr", run.stderr)
-        return CampaignResult(
+        return self.conclude(
             platform=self.platform.name,
-            command=self.command,
-            seed=self.seed,
-            scheduled_invocations=self.invocations,
-            retried_invocations=self._retried_invocations,
-            timings=self.timings,
-            balance=balance(self._ledger, store),
+            started=started,
             replays=replays,
             stored_by_replay=stored_by_replay,
-            leaks=leaks,
             collector=collector,
-            unsent_log_lines=self._unsent_lines,
-            wall_time=time.monotonic() - started,
-            workdir=str(self.workdir),
-            notes=self._notes,
+            delivery=self.delivery or "",
         )
 
     def _environment(self, reserve_ms: int) -> dict[str, str]:
-        environment = {
-            "DOOW_TRACK_API_KEY": self.api_key,
-            "DOOW_TRACK_ENDPOINT": self._endpoint.url,
-            "DOOW_TRACK_FLUSH_TIMEOUT": str(self.timings.flush_timeout_ms),
-            "DOOW_TRACK_FLUSH_RESERVE": str(reserve_ms),
-        }
+        environment = self._tracker_environment(reserve_ms)
+        if self.delivery is not None:
+            environment["DOOW_TRACK_DELIVERY"] = self.delivery
         return environment
 
     def _run_fault(self, fault: Fault) -> None:
         invocations = self._exercise(fault)
-        evidence = self._settle(fault.kind, invocations, self._endpoint.steps_taken())
+        evidence = self._observer.settle(
+            fault.kind,
+            invocations,
+            self._endpoint.steps_taken(),
+            reserve=0.0 if fault.kind is FaultKind.DEADLINE_KILL else self.timings.flush_reserve,
+            where=f"invocation {self._number}",
+        )
         effected = took_effect(fault.kind, evidence)
-        self._ledger.fault(fault.kind, effected=effected, description=_describe(fault, evidence))
+        self._ledger.fault(fault.kind, effected=effected, description=describe(fault, evidence))
         retry_after = fault.extra.get("retry_after")
         if retry_after is not None and effected:
             # The SDK sends nothing more until this has passed: the next fault would find a
@@ -496,49 +419,6 @@ class LambdaCampaign:
             sandbox.lose_tmp()  # restarted in a new sandbox: only the log is left
         return invocations
 
-    def _settle(self, kind: FaultKind, invocations: list[Observed], steps_taken: int) -> Evidence:
-        """End the fault: release held requests, let the collector finish the others; what
-        was seen, the late answers and output included."""
-        self._endpoint.plan(None)
-        give_up = time.monotonic() + _SETTLE_S
-        while self._endpoint.in_progress() and time.monotonic() < give_up:
-            time.sleep(0.01)
-        if self._endpoint.in_progress():
-            self._notes.append(f"invocation {self._number}: the collector did not settle")
-        output_by = time.monotonic() + _OUTPUT_GRACE_S
-        while True:
-            evidence = Evidence(
-                invocations,
-                steps_taken,
-                self._reading().since(self._seen_until),
-                reserve=0.0 if kind is FaultKind.DEADLINE_KILL else self.timings.flush_reserve,
-            )
-            if took_effect(kind, evidence) or time.monotonic() >= output_by:
-                return evidence
-            time.sleep(0.02)
-
-    def _reading(self) -> Reading:
-        counters = self._endpoint.counters()
-        with self._lock:
-            refused, unsent = self._refused_connections, self._unsent_lines
-        return Reading(
-            answers=Counter(counters["requests_by_status"]),
-            batches=int(counters.get("batches", 0)),
-            connections=int(counters.get("connections", 0)),
-            refused_connections=refused,
-            unsent_lines=unsent,
-        )
-
-    def _retry_kinds_without_effect(self) -> None:
-        """Run a new fault of each kind none of whose faults took effect, until one does."""
-        for kind in FaultKind:
-            for _ in range(RETRIES):
-                if self._ledger.effected[kind] or not self._ledger.faults[kind]:
-                    break
-                before = self._number
-                self._run_fault(make_fault(kind, self._retry_rng, self.timings))
-                self._retried_invocations += self._number - before
-
     def _last_invocations(self) -> None:
         """One healthy invocation per sandbox, so its last process sends what it holds."""
         self._endpoint.plan(None)
@@ -546,7 +426,7 @@ class LambdaCampaign:
             self._invoke(sandbox, Fault(FaultKind.HEALTHY, min_events=1), counted=False)
 
     def _invoke(self, sandbox: Sandbox, fault: Fault, *, counted: bool = True) -> Observed:
-        before = self._reading()
+        before = self._observer.reading()
         self._number += 1
         number = self._number
         events = plan_events(
@@ -581,7 +461,9 @@ class LambdaCampaign:
             self._ledger.not_tracked(events)  # the handler never ran
         else:
             self._ledger.tracked(events)
-        note = "; ".join(part for part in (fault.detail, _note(result, len(events))) if part)
+        note = "; ".join(
+            part for part in (fault.detail, invocation_note(result, len(events))) if part
+        )
         record = InvocationRecord(
             number=number,
             sandbox=sandbox.name,
@@ -592,13 +474,15 @@ class LambdaCampaign:
             duration=result.duration,
             cold_start=result.cold_start,
             killed=killed,
+            answered=result.status in ("success", "error")
+            or (result.error_type or "").endswith(AFTER_ITS_RESPONSE),
             note=note,
         )
         self._ledger.invocation(record)
         if counted and self._progress is not None and number % _PROGRESS_EVERY == 0:
             self._progress(f"  {number}/{self.invocations} invocations")
-        self._seen_until = self._reading()
-        return Observed(record, self._seen_until.since(before))
+        self._observer.seen_until = self._observer.reading()
+        return Observed(record, self._observer.seen_until.since(before))
 
     def _invoke_and_kill(
         self, sandbox: Sandbox, payload: dict[str, Any]
@@ -647,12 +531,10 @@ class LambdaCampaign:
         thread = threading.Thread(target=invoke, name="campaign-invoke", daemon=True)
         thread.start()
         killed = False
-        with self._returned:
-            returning = self._returned.wait_for(
-                lambda: number in self._returning or not thread.is_alive(),
-                timeout=self.timings.function_timeout + 5,
-            )
-        if returning and number in self._returning:
+        returning = self._output.wait_returning(
+            number, thread.is_alive, timeout=self.timings.function_timeout + 5
+        )
+        if returning:
             thread.join(after)
             pid = sandbox.function.pid
             if thread.is_alive() and pid is not None:
@@ -664,36 +546,10 @@ class LambdaCampaign:
             raise failures[0]
         return answers[0], killed
 
-    def _on_line(self, line: str) -> None:
-        marker = line.find(RETURNING_MARKER)
-        if marker >= 0:
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                number = int(json.loads(line[marker:])["campaign_returning"])
-                with self._returned:
-                    self._returning.add(number)
-                    self._returned.notify_all()
-        if UNSENT_MARKER in line:
-            with self._lock:
-                self._unsent_lines += 1
-        if UNDELIVERED_MARKER in line and REFUSED_CONNECTION in line:
-            with self._lock:
-                self._refused_connections += 1
-        index = line.find(REJECTED_MARKER)
-        if index < 0:
-            return
-        try:
-            report = json.loads(line[index:])["campaign_rejected"]
-            event_ids = [str(event_id) for event_id in report["event_ids"]]
-        except (ValueError, KeyError, TypeError):
-            return
-        with self._lock:
-            self._ledger.rejected_reported(event_ids)
-
     # -- after the invocations -----------------------------------------------------------
 
-    def _replay_twice(self) -> tuple[list[ReplayRun], list[int]]:
-        """The recovery the docs give: export the logs as the platform's tools do, and
-        ``doow-serverless replay --log`` the export, twice (the second sends nothing new)."""
+    def _exports(self) -> list[Path]:
+        """Each sandbox's log, exported as the platform's tools export it."""
         exports = self.workdir / "exports"
         exports.mkdir(exist_ok=True)
         paths = []
@@ -702,37 +558,11 @@ class LambdaCampaign:
             lines = sandbox.log_path.read_text(encoding="utf-8").splitlines()
             path.write_text(self.platform.export(lines), encoding="utf-8")
             paths.append(path)
-        runs: list[ReplayRun] = []
-        stored_by_replay: list[int] = []
-        for _ in range(2):
-            before = self._endpoint.stored()
-            run = replay(endpoint=self._endpoint.url, api_key=self.api_key, spools=[], logs=paths)
-            runs.append(run)
-            stored_by_replay.append(self._endpoint.stored() - before)
-            if not run.available:
-                detail = (run.stderr or run.stdout).strip().splitlines()
-                self._notes.append(
-                    "replay could not run: " + (detail[-1] if detail else f"exit {run.returncode}")
-                )
-                break
-        return runs, stored_by_replay
+        return paths
 
 
-def _describe(fault: Fault, evidence: Evidence) -> str:
-    """A fault that did not take effect, and what was seen instead."""
-    records = [item.record for item in evidence.invocations]
-    numbers = "-".join(dict.fromkeys(str(record.number) for record in (records[0], records[-1])))
-    statuses = ", ".join(record.status for record in records)
-    seen = evidence.seen
-    answers = ", ".join(f"{name} {count}" for name, count in sorted(seen.answers.items()))
-    detail = f"; {fault.detail}" if fault.detail else ""
-    return (
-        f"invocation {numbers} ({fault.kind.value}, {records[0].sandbox}): {statuses}{detail}; "
-        f"collector: {answers or 'no request'}, {evidence.steps_taken} plan step(s) taken"
-    )
-
-
-def _note(result: InvocationResult, tracked: int) -> str:
+def invocation_note(result: InvocationResult, tracked: int) -> str:
+    """What the record of an invocation notes about how it ended (empty: as it should)."""
     if result.status in ("success", "error"):
         payload = result.payload
         if result.status == "success" and isinstance(payload, dict):
@@ -751,6 +581,7 @@ def run_campaign(
     seed: int,
     *,
     platform: Platform = LAMBDA,
+    delivery: str | None = None,
     workdir: Path | None = None,
     keep: bool = False,
     report: Path | None = None,
@@ -759,32 +590,37 @@ def run_campaign(
 ) -> CampaignResult:
     """Run ``platform``'s campaign in ``workdir`` (a fresh temporary directory by default).
 
-    ``workdir`` must be new or empty: the balance counts everything in the store. A
-    temporary directory is removed afterwards unless ``keep`` or the campaign failed.
+    ``delivery``: the SDK's delivery mode, one of the platform's (its first by default);
+    the run writes that mode's section of the report. ``workdir`` must be new or empty: the
+    balance counts everything in the store. A temporary directory is removed afterwards
+    unless ``keep`` or the campaign failed.
     """
     check_arguments(invocations, seed, workdir, timings)
-    command = reproduce_command(invocations, seed, report, platform=platform)
-    owned = workdir is None
-    root = Path(tempfile.mkdtemp(prefix="doow-campaign-")) if workdir is None else workdir
-    root.mkdir(parents=True, exist_ok=True)
-    campaign = LambdaCampaign(
-        invocations,
-        seed,
-        root,
-        platform=platform,
-        timings=timings,
-        command=command,
-        progress=progress,
-    )
-    result = campaign.run()
-    if report is not None:
-        report.parent.mkdir(parents=True, exist_ok=True)
-        text = render(
-            result, title=platform.title, intro=platform.intro, epilogue=platform.epilogue
+    if platform.deliveries:
+        delivery = delivery or platform.deliveries[0]
+        if delivery not in platform.deliveries:
+            raise ValueError(f"delivery must be one of {', '.join(platform.deliveries)}")
+    elif delivery is not None:
+        raise ValueError(f"the {platform.integration} campaign has no delivery modes")
+    command = reproduce_command(invocations, seed, report, platform=platform, delivery=delivery)
+
+    def run(root: Path) -> CampaignResult:
+        campaign = LambdaCampaign(
+            invocations,
+            seed,
+            root,
+            platform=platform,
+            delivery=delivery,
+            timings=timings,
+            command=command,
+            progress=progress,
         )
-        report.write_text(text, encoding="utf-8")
-    if owned and result.ok and not keep:
-        shutil.rmtree(root, ignore_errors=True)
+        return campaign.run()
+
+    result = run_in(workdir, keep, run)
+    if report is not None:
+        key = platform.sections.get(delivery) if delivery is not None else None
+        write_report(report, result, platform.page, key)
     return result
 
 
@@ -793,12 +629,16 @@ def check_arguments(
 ) -> None:
     """Raise ValueError, saying why, for arguments a campaign cannot run with."""
     schedule(invocations, seed, timings)
-    if workdir is not None and workdir.exists() and any(workdir.iterdir()):
-        raise ValueError(f"the work directory {workdir} is not empty")
+    check_workdir(workdir)
 
 
 def reproduce_command(
-    invocations: int, seed: int, report: Path | None, *, platform: Platform = LAMBDA
+    invocations: int,
+    seed: int,
+    report: Path | None,
+    *,
+    platform: Platform = LAMBDA,
+    delivery: str | None = None,
 ) -> str:
     words = [
         ".venv/bin/python",
@@ -809,32 +649,11 @@ def reproduce_command(
         "--seed",
         str(seed),
     ]
+    if delivery is not None:
+        words += ["--delivery", delivery]
     if report is not None:
         words += ["--report", str(report)]
     return shlex.join(words)
-
-
-def summary_lines(result: CampaignResult) -> list[str]:
-    balance = result.balance
-    margin = "-" if balance.min_margin is None else f"{balance.min_margin * 1000:.0f} ms"
-    replayed = str(result.replayed) if result.replays and result.replays[0].available else "n/a"
-    effected = sum(balance.effected_by_kind.values())
-    scheduled = sum(balance.faults_by_kind.values())
-    return [
-        f"seed {result.seed}: {balance.invocations} invocations in {result.wall_time:.1f} s",
-        f"faults: {effected} of {scheduled} took effect, every kind at least once: "
-        f"{'yes' if not balance.never_effected else 'no'}",
-        f"tracked {balance.tracked}, stored {balance.stored}, rejected {balance.rejected}, "
-        f"duplicates {balance.duplicates}, lost {balance.lost}, replayed {replayed}",
-        f"missed deadlines {balance.missed_deadlines}, min margin {margin}, "
-        f"key leaks {result.leaks.occurrences}",
-        *[f"  lost: {item}" for item in balance.lost_ids],
-        *[f"  missed: {item}" for item in balance.missed],
-        *[f"  failed: {item}" for item in balance.failed],
-        *[f"  no effect: {item}" for item in balance.not_effected],
-        *[f"  note: {note}" for note in result.notes],
-        "PASSED" if result.ok else "FAILED: " + "; ".join(result.problems),
-    ]
 
 
 def main_for(platform: Platform, argv: Sequence[str] | None = None) -> int:
@@ -850,11 +669,14 @@ def main_for(platform: Platform, argv: Sequence[str] | None = None) -> int:
         metavar=platform.count_option.removeprefix("--").upper(),
         help=f"default: {platform.default_count}",
     )
-    parser.add_argument("--seed", type=int, default=1, help="default: 1")
-    parser.add_argument("--report", type=Path, help="write the Markdown report here")
-    parser.add_argument("--workdir", type=Path, help="keep everything here (default: a temp dir)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    parser.add_argument("--json", type=Path, help="write the balance as JSON here")
+    if platform.deliveries:
+        parser.add_argument(
+            "--delivery",
+            choices=platform.deliveries,
+            default=platform.deliveries[0],
+            help=f"DOOW_TRACK_DELIVERY in every sandbox (default: {platform.deliveries[0]})",
+        )
+    add_common_options(parser)
     args = parser.parse_args(argv)
     try:
         check_arguments(args.count, args.seed, args.workdir)
@@ -864,33 +686,13 @@ def main_for(platform: Platform, argv: Sequence[str] | None = None) -> int:
         args.count,
         args.seed,
         platform=platform,
+        delivery=getattr(args, "delivery", None),
         workdir=args.workdir,
         keep=args.keep,
         report=args.report,
-        progress=lambda line: print(line, file=sys.stderr, flush=True),
+        progress=progress,
     )
-    for line in summary_lines(result):
-        print(line)
-    if not result.ok or args.keep or args.workdir:
-        print(f"work directory: {result.workdir}")
-    if args.json is not None:
-        args.json.write_text(json.dumps(_as_json(result), indent=2) + "\n", encoding="utf-8")
-    return 0 if result.ok else 1
-
-
-def _as_json(result: CampaignResult) -> dict[str, Any]:
-    return {
-        "ok": result.ok,
-        "problems": result.problems,
-        "seed": result.seed,
-        "invocations": result.scheduled_invocations,
-        "wall_time": result.wall_time,
-        "balance": asdict(result.balance),
-        "replays": [run.summary for run in result.replays],
-        "stored_by_replay": result.stored_by_replay,
-        "key_leaks": result.leaks.occurrences,
-        "collector": result.collector,
-    }
+    return finish(result, args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .replay import ReplayRun
+
 
 @dataclass
 class LeakScan:
@@ -32,6 +34,12 @@ class LeakScan:
                     continue
                 self.files += 1
                 self._add(str(path), data.count(needle))
+
+    def scan_replays(self, runs: Iterable[ReplayRun]) -> None:
+        """What each replay run printed."""
+        for index, run in enumerate(runs, start=1):
+            self.scan_text(f"replay {index} stdout", run.stdout)
+            self.scan_text(f"replay {index} stderr", run.stderr)
 
     def scan_text(self, label: str, text: str) -> None:
         self.texts += 1

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .endpoint import Endpoint
+
 REPLAY_TIMEOUT_S = 120.0
 
 
@@ -85,3 +87,24 @@ def _summary(stdout: str) -> dict[str, Any]:
     except ValueError:
         return {}
     return document if isinstance(document, dict) else {}
+
+
+def replay_twice(
+    endpoint: Endpoint, api_key: str, logs: Sequence[Path], notes: list[str]
+) -> tuple[list[ReplayRun], list[int]]:
+    """The recovery the docs give: ``replay --log`` over the platform's log exports, twice
+    (the second sends nothing new). The runs, and the events each newly stored."""
+    runs: list[ReplayRun] = []
+    stored_by_replay: list[int] = []
+    for _ in range(2):
+        before = endpoint.stored()
+        run = replay(endpoint=endpoint.url, api_key=api_key, spools=[], logs=logs)
+        runs.append(run)
+        stored_by_replay.append(endpoint.stored() - before)
+        if not run.available:
+            detail = (run.stderr or run.stdout).strip().splitlines()
+            notes.append(
+                "replay could not run: " + (detail[-1] if detail else f"exit {run.returncode}")
+            )
+            break
+    return runs, stored_by_replay

@@ -1,6 +1,16 @@
-"""The Markdown report of a campaign: a document that the same command regenerates."""
+"""The Markdown report of a campaign: a document that the same command regenerates.
+
+A page is one run's results (:func:`render`: the Vercel and Azure pages), or a page of
+sections, each written by its own run and kept when another run rewrites the page
+(:func:`write_report`: the Lambda page, one section per delivery mode and one for Managed
+Instances). Each section sits between two HTML comments naming it.
+"""
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
 
 from .evidence import EFFECTS, RETRIES
 from .faults import FaultKind
@@ -60,29 +70,22 @@ How the campaign works (`scripts/campaign/`):
   `doow-serverless replay --log` runs over the exports, twice: the second run must store
   nothing new. No spool is replayed: on these platforms no one can reach a dead sandbox's.
 - The balance: *lost* = tracked − stored − rejected by the server, and must be 0. An event
-  counts as rejected only when the collector refused it in a 207 it sent: the collector
-  records each refusal in its store, with whether that 207 was the answer or a fault
-  replaced it. The SDK's own rejection reports (the function prints the ids `on_error` is
-  given) must name no event the collector did not refuse. *Duplicates* (stored ids the
-  campaign never tracked, rows beyond one per id) must be 0, and every stored quantity must
-  be the tracked one. An invocation meant to end in time that did not answer before its
-  deadline is a *missed deadline*, and there must be none. The API key must appear nowhere:
-  not in the logs, the spool files (searched after every kill too), the replay's output or
-  the collector's store.
+  counts as rejected only when the collector refused it in an answer it sent (a 207, or a
+  413 to a batch of that event alone): the collector records each refusal in its store,
+  with whether that answer was sent or a fault replaced it. The SDK's own rejection
+  reports (the function prints the ids `on_error` is given) must name no event the
+  collector did not refuse. *Duplicates* (stored ids the campaign never tracked, rows
+  beyond one per id) must be 0, and every stored quantity must be the tracked one. An
+  invocation meant to end in time that did not end before its
+  deadline is a *missed deadline*, and there must be none: it ends when it is complete,
+  that is answered and, with an extension registered, released by it (the margin is
+  measured then). The API key must appear nowhere: not in the logs, the spool files
+  (searched after every kill too), the replay's output or the collector's store.
+- Each section below is one run: the campaign in each of the SDK's delivery modes for
+  classic Lambda (`sync`, the default, and `after-response`), and the Managed Instances
+  campaign, whose faults are its own (its section says how it differs). `make reliability`
+  reruns them all; each run rewrites its own section only.
 """
-
-PENDING = """\
-## Results
-
-Pending: the full run is made once the SDK's spool and `doow-serverless replay` have landed.
-Regenerate this page with:
-
-```sh
-.venv/bin/python -m scripts.campaign.lambda_campaign --invocations 1000 --seed 1 \\
-    --report docs/reliability.md
-```
-"""
-
 
 # Kept at the end of the Lambda report, so regenerating it keeps the links.
 OTHER_PLATFORMS = """\
@@ -95,6 +98,38 @@ and the Azure library worker (`azure-functions-runtime`) in
 """
 
 
+@dataclass(frozen=True)
+class Section:
+    """A part of a page that one run writes: between its markers, a heading, a lead (what
+    is particular to this run), the results."""
+
+    key: str
+    heading: str
+    lead: str = ""
+
+    @property
+    def begins(self) -> str:
+        return f"<!-- campaign: {self.key} -->"
+
+    @property
+    def ends(self) -> str:
+        return f"<!-- /campaign: {self.key} -->"
+
+
+@dataclass(frozen=True)
+class Page:
+    title: str
+    intro: str
+    epilogue: str = ""
+    sections: tuple[Section, ...] = ()  # none: the page holds one run's results
+
+    def section(self, key: str) -> Section:
+        for section in self.sections:
+            if section.key == key:
+                return section
+        raise KeyError(key)
+
+
 def render(
     result: CampaignResult,
     *,
@@ -102,24 +137,70 @@ def render(
     intro: str = INTRO,
     epilogue: str = OTHER_PLATFORMS,
 ) -> str:
-    """The whole document: the introduction, then this run's figures, then ``epilogue``.
-
-    The defaults are the Lambda campaign's page; another platform's campaign passes its own.
-    """
+    """A page of one run: the introduction, then this run's figures, then ``epilogue``."""
     document = f"{title}\n\n{intro}\n{render_results(result)}"
     return f"{document}\n{epilogue}" if epilogue else document
 
 
-def render_pending() -> str:
-    return f"{TITLE}\n\n{INTRO}\n{PENDING}"
+def write_report(path: Path, result: CampaignResult, page: Page, key: str | None = None) -> str:
+    """Write ``result`` to ``path``: the whole page, or (``key``) its section of ``page``,
+    keeping the other sections already there. The text written."""
+    if key is None:
+        text = render(result, title=page.title, intro=page.intro, epilogue=page.epilogue)
+    else:
+        kept = _sections_in(path.read_text(encoding="utf-8") if path.exists() else "", page)
+        kept[key] = render_section(result, page.section(key))
+        text = render_page(page, kept)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return text
 
 
-def render_results(result: CampaignResult) -> str:
+def render_page(page: Page, sections: dict[str, str]) -> str:
+    """The page with the given sections' texts; the others say they are still to be run."""
+    parts = [f"{page.title}\n\n{page.intro}"]
+    for section in page.sections:
+        parts.append(sections.get(section.key) or _pending(section))
+    if page.epilogue:
+        parts.append(page.epilogue)
+    return "\n".join(parts)
+
+
+def render_section(result: CampaignResult, section: Section) -> str:
+    lead = f"{section.lead}\n" if section.lead else ""
+    body = render_results(result, heading=f"{section.heading}\n\n{lead}".rstrip("\n"))
+    return f"{section.begins}\n{body}\n{section.ends}\n"
+
+
+def _pending(section: Section) -> str:
+    return (
+        f"{section.begins}\n{section.heading}\n\nNot run yet: `make reliability` writes this "
+        f"section.\n{section.ends}\n"
+    )
+
+
+def _sections_in(text: str, page: Page) -> dict[str, str]:
+    """The sections of ``page`` found in ``text``, each with its markers."""
+    found = {}
+    for section in page.sections:
+        pattern = re.escape(section.begins) + r".*?" + re.escape(section.ends) + r"\n?"
+        match = re.search(pattern, text, flags=re.DOTALL)
+        if match:
+            found[section.key] = match.group(0).rstrip("\n") + "\n"
+    return found
+
+
+def render_results(result: CampaignResult, heading: str = "## Results") -> str:
     balance = result.balance
     timings = result.timings
     verdict = "**passed**" if result.ok else "**FAILED**: " + "; ".join(result.problems)
+    setup = [f"- delivery: `{result.delivery}` (`DOOW_TRACK_DELIVERY`)"] if result.delivery else []
+    resent = result.resent_invocations
+    final = balance.invocations - result.scheduled_invocations - result.retried_invocations
+    final -= resent
+    sent_again = f"+ {resent} sent again by the caller (same request id) " if resent else ""
     lines = [
-        "## Results",
+        heading,
         "",
         f"The run {verdict}. Reproduce it with:",
         "",
@@ -128,10 +209,10 @@ def render_results(result: CampaignResult) -> str:
         "```",
         "",
         f"- platform: {result.platform}",
+        *setup,
         f"- seed: {result.seed}; invocations: {result.scheduled_invocations} scheduled "
-        f"+ {result.retried_invocations} in faults tried again "
-        f"+ {balance.invocations - result.scheduled_invocations - result.retried_invocations} "
-        f"final healthy ones = {balance.invocations}",
+        f"+ {result.retried_invocations} in faults tried again {sent_again}"
+        f"+ {final} final healthy ones = {balance.invocations}",
         f"- function timeout {timings.function_timeout:g} s, flush timeout "
         f"{timings.flush_timeout_ms} ms, flush reserve {timings.flush_reserve_ms} ms, "
         f"collector idle timeout {timings.idle_timeout:g} s",
@@ -141,7 +222,8 @@ def render_results(result: CampaignResult) -> str:
         "|---|---:|",
         f"| events tracked | {balance.tracked} |",
         f"| stored by the collector | {balance.stored} |",
-        f"| rejected by the server (a 207 the collector sent) | {balance.rejected} |",
+        f"| rejected by the server (refused in an answer the collector sent) | "
+        f"{balance.rejected} |",
         f"| **duplicates** | **{balance.duplicates}** |",
         f"| **lost** | **{balance.lost}** |",
         f"| persisted or logged, then replayed | {_replayed(result)} |",
@@ -156,11 +238,11 @@ def render_results(result: CampaignResult) -> str:
         "| fault | scheduled | took effect | invocations | the effect seen |",
         "|---|---:|---:|---:|---|",
     ]
-    for kind in FaultKind:
+    for value, scheduled in balance.faults_by_kind.items():
         lines.append(
-            f"| {kind.value} | {balance.faults_by_kind.get(kind.value, 0)} "
-            f"| {balance.effected_by_kind.get(kind.value, 0)} "
-            f"| {balance.invocations_by_kind.get(kind.value, 0)} | {EFFECTS[kind].shows} |"
+            f"| {value} | {scheduled} "
+            f"| {balance.effected_by_kind.get(value, 0)} "
+            f"| {balance.invocations_by_kind.get(value, 0)} | {EFFECTS[FaultKind(value)].shows} |"
         )
     lines += ["", *_details(result), ""]
     return "\n".join(lines)
@@ -183,11 +265,12 @@ def _details(result: CampaignResult) -> list[str]:
         f"event(s) it already held; {balance.resent_batches} event copies arrived again in "
         "batches it stored.",
         f"- Rejected by the server: {balance.rejected}, of which {balance.rejected_confirmed} "
-        "refused in a 207 the collector sent (its store's records; the others only in the "
+        "refused in an answer the collector sent (its store's records; the others only in the "
         "SDK's rejection reports, and the run fails on them).",
         f"- Invocations: {statuses}; {balance.cold_starts} cold start(s); "
         f"{balance.deliberate_kills} of {balance.kills_scheduled} invocations meant to be "
-        "killed were killed.",
+        f"killed were killed; {balance.killed_after_answer} were killed after they answered, "
+        "before they were complete.",
         f"- Collector: {collector.get('requests', 0)} ingest requests ({answers}); "
         f"{collector.get('connections', 0)} connections; "
         f"{collector.get('restarts', 0)} restart(s).",
@@ -195,6 +278,7 @@ def _details(result: CampaignResult) -> list[str]:
         f"- Key search: {result.leaks.files} file reads (spool files as the run went, logs, "
         f"spool, store) and {result.leaks.texts} captured outputs of the replays.",
     ]
+    lines += [f"- {fact}" for fact in result.facts]
     for index, run in enumerate(result.replays, start=1):
         if run.available:
             fields = ", ".join(
@@ -242,3 +326,80 @@ def _second_replay(result: CampaignResult) -> str:
 
 def _margin(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+SYNC_LEAD = """\
+`DOOW_TRACK_DELIVERY=sync` (the default on classic Lambda): each invocation's flush runs in
+the handler's wrapper, before the response goes back."""
+
+AFTER_RESPONSE_LEAD = """\
+`DOOW_TRACK_DELIVERY=after-response` in every sandbox: the handler's wrapper keeps the
+events (log line, spool) and returns at once; the SDK's internal extension flushes them in
+its turn, after the runtime posted the response, with the budget the synchronous flush
+would have had, and only then asks for its next event. Lambda counts the invocation as
+complete (billed; the next invocation may start; the environment may be frozen) only then.
+The same faults, in that light:
+
+- every deadline counts from the invocation's completion, not its response: the margin is
+  measured when the extension released the invocation, and one the extension held past its
+  deadline is a missed deadline;
+- "SIGKILL while a request hangs" and "SIGKILL at a random moment of the flush" now kill
+  the process after the caller had its answer, before the invocation was complete;
+- "killed at the deadline mid-flush" is Lambda ending the environment because the
+  extension had not released the invocation by its deadline (the caller had its answer:
+  the invocation counts as timed out all the same, and the next one starts a new process);
+- the "stale keep-alive" freeze comes once the extension has released the invocation;
+  "usage tracked inside the reserve" leaves the extension no time to send: the events go
+  by their log line and spool file, and the invocation is complete inside the reserve."""
+
+MANAGED_LEAD = """\
+Lambda Managed Instances run several invocations at once in one execution environment:
+the runtime client forks `AWS_LAMBDA_MAX_CONCURRENCY` worker processes sharing `/tmp`;
+nothing is frozen, a deadline kills nothing, and the environment ends with SIGTERM, then
+SIGKILL. The SDK detects the mode and delivers in the background: each invocation's events
+are kept (log line, spool) before its response, then a thread of the worker sends them. A
+driver of its own (`scripts/campaign/managed_campaign.py`, faults in `managed_faults.py`)
+runs the campaign function there, with the same collector, evidence, recovery and balance:
+
+- One environment at a time: `LocalFunction(concurrency=N)` runs the function under the
+  real runtime client (`awslambdaric` forking its workers), `TMPDIR` being the
+  environment's `/tmp`; the harness plays the platform's log socket, so each worker's
+  output is read apart. Invocations go in bursts of 4 to 12 sent at once from a thread
+  pool, one fault per burst.
+- Endpoint faults are the classic campaign's collector plans (5xx, some after storing;
+  429 with a short `Retry-After`; connection refused; resets, before and after storing;
+  latency; a hang; 207 partial rejections, by the plan or for an unknown license; 413),
+  met by the workers' sender threads after the responses.
+- Process faults: a SIGKILL of a random live worker at a random moment of a burst (in its
+  handler, its wrapper, its sender's request, or idle); a SIGKILL of a worker that answered
+  in the burst once every live worker's request hangs at the collector; an invocation that
+  works past its deadline (it answers late; nothing kills it); environment shutdowns
+  (SIGTERM to every process, SIGKILL after a grace of 0.3 to 2 s) once the senders'
+  requests are in flight, the next environment starting with `/tmp` kept (it adopts the
+  spool) or lost (only the log is left); and a shutdown while handlers work, after they
+  tracked their events, the next `/tmp` kept or lost at random. An environment left with
+  fewer than two live workers is replaced (SIGTERM, `/tmp` kept).
+- The platform's part: an invocation whose worker was SIGKILLed never answers, and the
+  campaign sends it again with the same request id, as Lambda retries a failed
+  asynchronous invocation (its events get the same ids). A crash where no worker was
+  killed fails the run. An invocation a shutdown cut after its handler tracked is not sent
+  again: what it tracked must survive on the SDK's own (one cut before it tracked, or never
+  handed out, is sent again).
+- At the end the last environment is shut down and every `/tmp` lost. The recovery is the
+  documented one: each environment's log in Lambda's JSON log format (every line a record
+  with a request id; the workers' lines arrive merged, so a record carries the request id
+  of an invocation then in progress, or none), exported as `aws logs filter-log-events
+  --output json` gives it, and `doow-serverless replay --log` over the exports, twice. No
+  spool is read. A deadline is missed when an invocation meant to answer in time answered
+  after it: nothing the sender does may hold a response back."""
+
+SYNC_SECTION = Section("lambda-sync", "## Results: classic Lambda, `sync` delivery", SYNC_LEAD)
+AFTER_RESPONSE_SECTION = Section(
+    "lambda-after-response",
+    "## Results: classic Lambda, `after-response` delivery",
+    AFTER_RESPONSE_LEAD,
+)
+MANAGED_SECTION = Section("lambda-managed", "## Results: Lambda Managed Instances", MANAGED_LEAD)
+LAMBDA_PAGE = Page(
+    TITLE, INTRO, OTHER_PLATFORMS, (SYNC_SECTION, AFTER_RESPONSE_SECTION, MANAGED_SECTION)
+)

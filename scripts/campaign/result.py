@@ -28,6 +28,9 @@ class CampaignResult:
     wall_time: float
     workdir: str
     notes: list[str] = field(default_factory=list)
+    delivery: str = ""  # the SDK's delivery mode the run set (DOOW_TRACK_DELIVERY), if any
+    facts: list[str] = field(default_factory=list)  # what the report adds to its details
+    resent_invocations: int = 0  # sent again by the caller (same request id) after a crash
 
     @property
     def replayed(self) -> int:

@@ -34,6 +34,7 @@ from doow_serverless_dev.vercel_local import VercelFunction, VercelResponse
 from .exports import vercel_drain_export
 from .faults import Timings
 from .lambda_campaign import Output, Platform, invocation_result, main_for
+from .report import Page
 
 FUNCTION_DIR = Path(__file__).resolve().parent / "vercel_function"
 ENTRYPOINT = "api/campaign_vercel.py"
@@ -180,8 +181,7 @@ VERCEL = Platform(
     integration="Vercel",
     count_option="--requests",
     default_count=1000,
-    title=TITLE,
-    intro=INTRO,
+    page=Page(TITLE, INTRO),
     export=vercel_drain_export,
     export_suffix=".ndjson",
 )

@@ -9,6 +9,10 @@ across the internet would.
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from collections import Counter
 
 import pytest
@@ -63,6 +67,25 @@ def test_a_hanging_endpoint_never_makes_an_invocation_overrun_its_deadline(
     assert function.kills == 0  # type: ignore[attr-defined]
     logged = "\n".join(function.output)  # type: ignore[attr-defined]
     assert logged.count('"doow_unsent"') >= 2  # the events were kept before the response
+
+
+def test_a_process_killed_after_answering_is_incomplete_but_no_kill_at_the_deadline(
+    make_function: MakeFunction, lambda_collector: Collector
+) -> None:
+    lambda_collector.set_faults({"then": {"action": "hang"}})
+    function = make(make_function, timeout=3.0)
+    results = []
+    invoking = threading.Thread(target=lambda: results.append(function.invoke({"count": 1})))  # type: ignore[attr-defined]
+    invoking.start()
+    give_up = time.monotonic() + 10
+    while lambda_collector.stats()["requests"] == 0 and time.monotonic() < give_up:
+        time.sleep(0.01)
+    os.kill(function.pid, signal.SIGKILL)  # type: ignore[attr-defined]  # its flush hangs
+    invoking.join()
+    [result] = results
+    assert result.ok  # the caller had its answer ...
+    assert result.completed is None  # ... the invocation was never complete ...
+    assert function.kills == 0  # type: ignore[attr-defined]  # ... and no deadline ended it
 
 
 def test_handler_exceptions_reach_the_runtime_unchanged_and_events_still_go(

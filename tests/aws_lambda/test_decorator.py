@@ -130,6 +130,31 @@ def test_importing_the_package_does_not_import_the_lambda_module() -> None:
     assert out.split() == ["False", "False", "False", "False"]
 
 
+def test_after_init_a_handlers_events_are_kept_without_loading_anything_more() -> None:
+    """What keeping the first invocation's events needs is loaded while the function
+    initialises: between a handler's return and the log line keeping its events, a kill
+    would find them in memory only, so nothing slow (an import) may stand there."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, io, doow_serverless\n"
+        "tracker = doow_serverless.DoowTracker('dk_test_0000000000', "
+        "endpoint='http://127.0.0.1:9', environ={'AWS_LAMBDA_FUNCTION_NAME': 'f'}, spool=False)\n"
+        "tracker.prepare()\n"
+        "loaded = set(sys.modules)\n"
+        "tracker.track(metric='m', quantity=1, license_id='lic_x', idempotency_key='k')\n"
+        "sys.stdout, out = io.StringIO(), sys.stdout\n"
+        "tracker.keep()\n"
+        "kept, sys.stdout = sys.stdout.getvalue(), out\n"
+        "print('doow_unsent' in kept, sorted(set(sys.modules) - loaded))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "True []"
+
+
 # -- what the wrapper keeps ---------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import time
@@ -107,6 +108,19 @@ def test_a_worker_killed_with_events_kept_is_adopted_by_a_live_one_exactly_once(
     assert any("adopted from a process that died" in line for line in function.output)
 
 
+def test_no_invocation_is_handed_to_a_worker_killed_while_it_waited(
+    make_function: MakeFunction, lambda_collector: Collector, tmp_path: Path
+) -> None:
+    function = managed(make_function, tmp_path)
+    assert all(result.ok for result in invoke_many(function, 2 * WORKERS))
+    # Idle, asking for their next invocation: their requests stay open when they die.
+    for pid in function.worker_pids()[1:]:
+        os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: len(function.worker_pids()) == 1)
+    results = invoke_many(function, 2 * WORKERS)
+    assert [result.status for result in results] == ["success"] * 2 * WORKERS
+
+
 def as_json_records(output: list[str]) -> str:
     """The output as Managed Instances log it: every line a JSON record with the request id
     beside it (a line the function wrote as JSON itself is kept as written)."""
@@ -181,3 +195,59 @@ def test_an_invocation_past_its_deadline_is_not_killed_and_its_events_still_go(
     assert result.payload["remaining_ms"] == 0  # the runtime client's clamp, no negative budget
     assert result.margin is not None and result.margin < 0
     assert wait_for(lambda: lambda_collector.stats()["events_stored"] == 3)
+
+
+def test_each_workers_output_is_read_apart_so_two_workers_lines_never_mix(
+    make_function: MakeFunction, lambda_collector: Collector, tmp_path: Path
+) -> None:
+    function = managed(make_function, tmp_path)
+    assert all(result.ok for result in invoke_many(function, 80, announce=True))
+    announced = [re.findall(r'\{"tracked": \d+, "pid": \d+\}', line) for line in function.output]
+    assert sum(len(found) for found in announced) == 80
+    pids = [{json.loads(one)["pid"] for one in found} for found in announced]
+    assert [found for found in pids if len(found) > 1] == []
+
+
+def test_a_shutdown_gives_the_workers_the_grace_then_kills_every_one(
+    make_function: MakeFunction, tmp_path: Path
+) -> None:
+    function = make_function(
+        "stubborn.handler", code_dir=FUNCTIONS_DIR, timeout=1.5, concurrency=WORKERS
+    )
+    function.start()
+    assert wait_for(lambda: len(function.worker_pids()) == WORKERS)
+    workers = function.worker_pids()
+    function.stop(grace=0.5)  # the runtime client's parent ends at SIGTERM; they ignore it
+    assert not [pid for pid in workers if _alive(pid)]
+
+
+def test_sigterm_while_handlers_work_keeps_what_they_tracked(
+    make_function: MakeFunction, lambda_collector: Collector, tmp_path: Path
+) -> None:
+    lambda_collector.set_faults({"then": {"action": "hang"}})
+    function = managed(make_function, tmp_path)
+    with ThreadPoolExecutor(WORKERS) as pool:
+        answers = [
+            pool.submit(function.invoke, {"count": 3, "sleep_ms": 5000, "announce": True})
+            for _ in range(WORKERS)
+        ]
+        # Every handler tracked its events and is still at work: nothing kept them yet.
+        assert wait_for(lambda: sum('{"tracked"' in line for line in function.output) == WORKERS)
+        function.stop(grace=2.0)
+        assert not any(answer.result().ok for answer in answers)
+    log = tmp_path / "export.log"
+    log.write_text(as_json_records(function.output))
+    shutil.rmtree(tmp_path / "tmp")  # the environment, and its /tmp, are gone
+    lambda_collector.clear_faults()
+    completed = replay_log(lambda_collector, log, TEST_KEY)
+    assert completed.returncode == 0, completed.stderr
+    assert lambda_collector.stats()["events_stored"] == 3 * WORKERS
+    assert set(stored(lambda_collector).values()) == {1}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

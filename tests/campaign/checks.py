@@ -4,24 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scripts.campaign.faults import FaultKind
-from scripts.campaign.lambda_campaign import Platform, run_campaign, summary_lines
+from scripts.campaign.command import summary_lines
+from scripts.campaign.faults import CLASSIC_KINDS, FaultKind
+from scripts.campaign.lambda_campaign import Platform, run_campaign
 from scripts.campaign.result import CampaignResult
 
 
 def run_and_check(
-    platform: Platform, tmp_path: Path, *, count: int, seed: int
+    platform: Platform, tmp_path: Path, *, count: int, seed: int, delivery: str | None = None
 ) -> tuple[CampaignResult, str]:
     """Run ``platform``'s campaign in ``tmp_path``, check its balance; the result and report."""
     report = tmp_path / "reliability.md"
-    result = run_campaign(count, seed, platform=platform, workdir=tmp_path / "run", report=report)
+    result = run_campaign(
+        count, seed, platform=platform, delivery=delivery, workdir=tmp_path / "run", report=report
+    )
     balance = result.balance
     explained = "\n".join(summary_lines(result))
-
-    # Every kind of fault was scheduled, and seen to take effect (not merely scheduled).
-    assert all(balance.faults_by_kind[kind.value] >= 1 for kind in FaultKind), explained
-    never = [kind.value for kind in FaultKind if balance.effected_by_kind[kind.value] == 0]
-    assert never == [], explained
+    assert_every_kind_took_effect(result, CLASSIC_KINDS)
     assert balance.tracked > 0
     assert balance.lost == 0, explained
     assert balance.duplicates == 0, explained
@@ -48,12 +47,29 @@ def run_and_check(
     assert result.platform == platform.name
 
     text = report.read_text()
-    assert text.startswith(platform.title + "\n")
+    assert text.startswith(platform.page.title + "\n")
     assert f"{platform.count_option} {count} --seed {seed}" in text
-    assert f"- platform: {platform.name}\n" in text
-    assert "| **lost** | **0** |" in text
-    for kind in FaultKind:  # scheduled, took effect, invocations, what was seen
-        scheduled = balance.faults_by_kind[kind.value]
-        effected = balance.effected_by_kind[kind.value]
-        assert f"| {kind.value} | {scheduled} | {effected} | " in text
+    assert_reported(result, text)
     return result, text
+
+
+def assert_every_kind_took_effect(result: CampaignResult, kinds: tuple[FaultKind, ...]) -> None:
+    """Every kind of fault was scheduled, and seen to take effect (not merely scheduled)."""
+    balance = result.balance
+    explained = "\n".join(summary_lines(result))
+    assert list(balance.faults_by_kind) == [kind.value for kind in kinds], explained
+    assert all(balance.faults_by_kind[kind.value] >= 1 for kind in kinds), explained
+    never = [kind.value for kind in kinds if balance.effected_by_kind[kind.value] == 0]
+    assert never == [], explained
+
+
+def assert_reported(result: CampaignResult, text: str) -> None:
+    """The report says what the run measured."""
+    balance = result.balance
+    assert f"- platform: {result.platform}\n" in text
+    assert "| **lost** | **0** |" in text
+    assert "| **duplicates** | **0** |" in text
+    assert "| **API key occurrences** (logs, spool, store) | **0** |" in text
+    for kind, scheduled in balance.faults_by_kind.items():  # scheduled, took effect, ...
+        effected = balance.effected_by_kind[kind]
+        assert f"| {kind} | {scheduled} | {effected} | " in text

@@ -63,3 +63,12 @@ def test_a_stale_connection_shows_as_a_new_one_for_the_second_invocation() -> No
     reopened = invocation(kind, reading=seen({"202": 1}, connections=1))
     assert not took_effect(kind, Evidence([first, reused], 0, NOTHING))
     assert took_effect(kind, Evidence([first, reopened], 0, NOTHING))
+
+
+def test_the_log_fallback_needs_the_endpoint_down_not_only_write_ahead_lines() -> None:
+    kind = FaultKind.LOG_FALLBACK
+    written_ahead = Evidence(
+        [invocation(kind, reading=seen({"202": 1}, unsent_lines=1))], 0, NOTHING
+    )
+    refused = Evidence([invocation(kind, reading=seen({"503": 3}, unsent_lines=1))], 0, NOTHING)
+    assert (took_effect(kind, written_ahead), took_effect(kind, refused)) == (False, True)

@@ -87,6 +87,22 @@ def test_a_refusal_whose_207_a_fault_replaced_is_recorded_as_unanswered(
     assert collector.stats()["events_stored"] == 1
 
 
+def test_a_413_refuses_the_event_of_a_batch_of_one_and_no_event_of_a_larger_one(
+    collector: Collector,
+) -> None:
+    collector.set_faults({"script": [{"status": 413}, {"status": 413}]})
+    alone, pair = event(), [event(), event()]
+    with client(collector) as session:
+        assert post(session, batch([alone])).status_code == 413
+        assert post(session, batch(pair)).status_code == 413  # to be split, not refused
+    refusals = collector.refusals()
+    assert [(item["event_id"], item["answered"]) for item in refusals] == [
+        (alone["event_id"], True)
+    ]
+    assert refusals[0]["reason"] == "too large (413 by fault plan)"
+    assert collector.stats()["events_stored"] == 0
+
+
 def test_a_reject_step_rejects_the_first_n_valid_events(collector: Collector) -> None:
     collector.set_faults({"script": [{"status": 207, "reject": 2}]})
     invalid = event(kind="LATER")
@@ -140,7 +156,7 @@ def test_hang_after_store_stores_the_batch_and_never_answers(collector: Collecto
     assert collector.stats()["requests_by_status"] == {"hang": 1}
 
 
-def test_requests_in_progress_count_a_delayed_answer_not_a_held_hang(
+def test_requests_in_progress_count_a_delayed_answer_and_held_ones_a_hang(
     collector: Collector,
 ) -> None:
     collector.set_faults({"script": [{"action": "accept", "delay_ms": 1500}, {"action": "hang"}]})
@@ -153,6 +169,9 @@ def test_requests_in_progress_count_a_delayed_answer_not_a_held_hang(
     def seen() -> tuple[dict[str, int], int]:
         stats = collector.stats()  # one snapshot: answers and requests in progress agree
         return stats["requests_by_status"], stats["ingest_in_progress"]
+
+    def held() -> int:
+        return int(collector.stats()["ingest_held"])
 
     def wait_for(condition: Any) -> None:
         give_up = time.monotonic() + 10
@@ -169,9 +188,11 @@ def test_requests_in_progress_count_a_delayed_answer_not_a_held_hang(
     senders[0].join()
     assert answers == [202]
     assert collector.stats()["ingest_in_progress"] == 0
+    assert held() == 1  # the hang, counted apart
     collector.clear_faults()
     senders[1].join()
-    assert collector.stats()["ingest_in_progress"] == 0
+    wait_for(lambda: held() == 0)
+    assert (collector.stats()["ingest_in_progress"], held()) == (0, 0)
 
 
 def test_hang_is_ended_by_stop(collector_factory: CollectorFactory) -> None:

@@ -9,8 +9,10 @@ event says exactly what to track, so the campaign knows every event that exists:
      "leave_ms": 300,       # work until this much of the invocation's time is left
      "track_last": true}    # track after the work, as the handler returns (default: before)
 
-Just before it returns, the handler prints ``{"campaign_returning": N}`` (N from the event's
-``number``): the moment the flush begins, which the campaign may kill it after.
+Once it has tracked its events, the handler prints ``{"campaign_tracked": N, "pid": P}``,
+and just before it returns ``{"campaign_returning": N, "pid": P}`` (N from the event's
+``number``, P its process: with Managed Instances, one of several workers): the moment the
+flush begins, which the campaign may kill it after. Its answer names the process too.
 
 When the server refuses events for good, their ids are printed as one JSON line
 (``{"campaign_rejected": {...}}``), so the campaign can tell "rejected" from "lost".
@@ -26,6 +28,7 @@ the SDK met (a refused connection) is evidence the campaign reads.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -40,6 +43,7 @@ from doow_serverless import (
 METRIC = "campaign_units"
 REJECTED_MARKER = "campaign_rejected"
 UNDELIVERED_MARKER = "campaign_undelivered"
+TRACKED_MARKER = "campaign_tracked"
 RETURNING_MARKER = "campaign_returning"
 
 
@@ -61,7 +65,7 @@ def _on_error(error: DoowError) -> None:
 tracker = DoowTracker(on_error=_on_error)
 
 
-def _track(planned: list[dict[str, Any]]) -> None:
+def _track(planned: list[dict[str, Any]], number: object) -> None:
     for item in planned:
         tracker.track(
             metric=METRIC,
@@ -69,13 +73,15 @@ def _track(planned: list[dict[str, Any]]) -> None:
             license_id=item["license_id"],
             idempotency_key=item["key"],
         )
+    print(json.dumps({TRACKED_MARKER: number, "pid": os.getpid()}), flush=True)
 
 
 @with_lambda(tracker)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     planned = event.get("events", [])
+    number = event.get("number")
     if not event.get("track_last"):
-        _track(planned)
+        _track(planned, number)
     leave_ms = event.get("leave_ms")
     if leave_ms is not None:
         while context.get_remaining_time_in_millis() > leave_ms:
@@ -83,6 +89,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     else:
         time.sleep(event.get("sleep_ms", 0) / 1000)
     if event.get("track_last"):
-        _track(planned)
-    print(json.dumps({RETURNING_MARKER: event.get("number")}), flush=True)
-    return {"tracked": len(planned)}
+        _track(planned, number)
+    print(json.dumps({RETURNING_MARKER: number, "pid": os.getpid()}), flush=True)
+    return {"tracked": len(planned), "pid": os.getpid()}

@@ -37,7 +37,7 @@ from .._core.events import (
 )
 from .._core.platform import detect_platform
 from .._core.scope import Idempotency, current_invocation, current_scope, process_scope
-from .._core.wire import IDEMPOTENCY_SEED_PREFIX, JSON_UTF8, canonical_uuid
+from .._core.wire import IDEMPOTENCY_SEED_PREFIX, JSON_UTF8, canonical_uuid, prepare_ids
 from .._delivery.outbox import CLOSED, FULL, Outbox
 from .._delivery.transport import HttpTransport, Transport
 from .sender import FlushResult, Sender
@@ -387,13 +387,15 @@ class DoowTracker:
         return result
 
     def prepare(self) -> None:
-        """Build the HTTP connection pool now rather than at the first flush, and adopt
-        what dead processes left in the spool.
+        """Build the HTTP connection pool now rather than at the first flush, adopt what
+        dead processes left in the spool, and load what settling event ids needs.
 
         Platform wrappers call this while the function initialises, so the first
-        invocation does not pay for importing the HTTP library and loading certificates.
+        invocation does not pay for importing the HTTP library and loading certificates,
+        and its events get their log line as soon as its handler returns.
         """
         if self._enabled:
+            prepare_ids()
             self._sender.open()
         prepare = getattr(self._transport, "prepare", None)
         if self._enabled and not self._config.send_blocker and prepare is not None:

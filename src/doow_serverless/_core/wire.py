@@ -50,11 +50,18 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 # uuid is imported on first use: in Python 3.11 it pulls in `platform`, a few ms of cold
-# start that a function pays before its first flush otherwise.
+# start that importing the package need not pay. The platform wrappers pay it while the
+# function initialises (prepare_ids, from DoowTracker.prepare), not between a handler's
+# return and the log line that keeps its events: a kill there would find them in memory.
 def event_id_from_seed(seed: str) -> str:
     import uuid  # noqa: PLC0415
 
     return str(uuid.uuid5(uuid.UUID(EVENT_ID_NAMESPACE), seed))
+
+
+def prepare_ids() -> None:
+    """Load now what deriving an event id needs (see above)."""
+    event_id_from_seed("")
 
 
 # The variant nibble of an RFC 4122 UUID is 8, 9, a or b: two random bits under "10".

@@ -5,6 +5,7 @@ The mode comes from ``DOOW_TRACK_DELIVERY``, as an operator would set it without
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -30,6 +31,8 @@ def _track(event: dict[str, Any]) -> None:
 @with_lambda(tracker)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     _track(event)
+    if event.get("announce"):  # say the events are tracked, before working
+        print(json.dumps({"tracked": int(event.get("count", 1)), "pid": os.getpid()}), flush=True)
     if event.get("raise"):
         raise PaymentDeclined("card declined")
     time.sleep(event.get("sleep_ms", 0) / 1000)

@@ -12,8 +12,10 @@ class Counters:
         self._lock = threading.Lock()
         self._values: Counter[str] = Counter()
         self._statuses: Counter[str] = Counter()
-        # Not a counter: ingest requests being handled now (a held hang is not); kept by reset.
+        # Not counters: ingest requests being handled now (a held hang is not), and those a
+        # hang step holds now; kept by reset.
         self._in_progress = 0
+        self._held = 0
 
     def add(self, **amounts: int) -> None:
         with self._lock:
@@ -33,6 +35,14 @@ class Counters:
         with self._lock:
             self._in_progress -= 1
 
+    def hold_started(self) -> None:
+        with self._lock:
+            self._held += 1
+
+    def hold_ended(self) -> None:
+        with self._lock:
+            self._held -= 1
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             totals: dict[str, Any] = {
@@ -50,6 +60,7 @@ class Counters:
             }
             totals["requests_by_status"] = dict(sorted(self._statuses.items()))
             totals["ingest_in_progress"] = self._in_progress
+            totals["ingest_held"] = self._held
         return totals
 
     def reset(self) -> None:

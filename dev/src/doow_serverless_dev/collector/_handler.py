@@ -25,6 +25,7 @@ from doow_serverless._core.wire import sanitize_server_text
 
 from ._faults import ACCEPT, FaultPlanError, FaultStep, parse_plan
 from ._http import encode_json, error_body, is_loopback, logger
+from ._ingest import TOO_LARGE_BY_PLAN
 from ._page import content_security_policy, render_page
 from ._state import MAX_EVENTS_LIMIT
 
@@ -256,12 +257,18 @@ class CollectorHandler(BaseHTTPRequestHandler):
     def _ingest(self) -> None:
         counters = self.server.state.counters
         counters.ingest_started()
+        held: threading.Event | None = None
         try:
             held = self._answer_ingest()
+            if held is not None:  # a hang step: no longer in progress, held until released
+                counters.hold_started()
         finally:
             counters.ingest_ended()
-        if held is not None:  # a hang step: no longer in progress, held until released
-            held.wait(MAX_HANG_S)
+        if held is not None:
+            try:
+                held.wait(MAX_HANG_S)
+            finally:
+                counters.hold_ended()
 
     def _answer_ingest(self) -> threading.Event | None:
         """Answer (or drop) the request; the event to wait on when a hang step holds it."""
@@ -285,6 +292,13 @@ class CollectorHandler(BaseHTTPRequestHandler):
                 self._reset()
                 return None
             if step.kind == "status":
+                if step.status == 413:  # a single event answered 413 is refused for good
+                    state.ingestor.refuse_if_alone(
+                        self.headers.get("Authorization"),
+                        raw,
+                        self.headers.get("Content-Encoding"),
+                        TOO_LARGE_BY_PLAN,
+                    )
                 self._send_fault(step, stored=False)
                 return None
         outcome = state.ingestor.process(

@@ -26,6 +26,7 @@ from ._store import EventStore, Row
 
 UNKNOWN_LICENSE = "unknown license"
 REJECTED_BY_PLAN = "rejected by fault plan"
+TOO_LARGE_BY_PLAN = "too large (413 by fault plan)"
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,33 @@ class Ingestor:
         # decode_body accepted it, so the encoding is gzip or identity
         gzipped = (content_encoding or "").strip().lower() == "gzip"
         return self._store_batch(batch, raw, gzipped, reject_first, answered)
+
+    def refuse_if_alone(
+        self, authorization: str | None, raw: bytes, content_encoding: str | None, reason: str
+    ) -> None:
+        """A batch answered 413 whole, by a fault plan: when it holds one event, nothing
+        smaller can be sent, so that event is refused, and recorded as such (the 413 is the
+        answer sent). A larger batch is to be split by the client: no event of it is."""
+        if self._keys.problem(authorization) is not None:
+            return
+        try:
+            batch = read_batch(decode_body(raw, content_encoding))
+        except (WireError, ValueError):
+            return
+        if len(batch.events) != 1:
+            return
+        item = batch.events[0]
+        event = read_event(item)
+        event_id = echoed_id(item) if isinstance(event, str) else event.event_id
+        self._store.insert(
+            batch_seq=self._store.next_batch_seq(),
+            batch_id=batch.batch_id or new_random_id(),
+            received_at=format_timestamp(time.time()),
+            raw=raw,
+            gzipped=(content_encoding or "").strip().lower() == "gzip",
+            rows=[],
+            refused=[(event_id, reason)],
+        )
 
     def _inflated(self, size: int) -> None:
         self._counters.add(inflated_bytes=size)

@@ -5,9 +5,10 @@ queries filter or show, and the batch's raw body is stored once, so attribution,
 and measurements are read back from it (nothing is re-encoded per event). The summary per
 (metric, license) is brought up to date when it is read, from the rows inserted since.
 
-Every event the collector refused (a 207 rejection) is recorded in ``refusals``, in the
-batch's transaction, with whether that 207 was the answer sent: a fault plan can replace
-it after storing. So what the server refused can be told from what never reached it.
+Every event the collector refused (a 207 rejection, or the one event of a batch a fault
+plan answered 413) is recorded in ``refusals``, in the batch's transaction, with whether
+that answer was the one sent: a fault plan can replace a 207 after storing. So what the
+server refused can be told from what never reached it.
 """
 
 from __future__ import annotations

@@ -10,8 +10,10 @@ invocations, as Lambda freezes an idle execution environment.
 With ``concurrency=N`` it is a Lambda Managed Instances environment instead: the runtime
 client forks N workers (``AWS_LAMBDA_MAX_CONCURRENCY``) that poll the same Runtime API
 at once, several invocations run at the same time (``invoke`` may be called from several
-threads), nothing is frozen, a deadline kills nothing, and ``stop()`` sends SIGTERM first,
-as the environment's shutdown does.
+threads), nothing is frozen, a deadline kills nothing, each worker's output is read apart
+(the platform's log socket, see ``_log_socket``), and ``stop(grace)`` is the environment's
+shutdown: SIGTERM to every process, SIGKILL to those left after the grace (the runtime
+client's parent ends at SIGTERM at once; its workers still get the grace).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from types import TracebackType
 from typing import Any
 
 from .._child_output import start_pumping
+from ._log_socket import SOCKET_ENV, LogSocket
 from ._runtime_api import Invocation, RuntimeAPIServer
 
 # Lambda's limit on the init phase of an on-demand function.
@@ -87,11 +90,16 @@ class _Environment:
     """One runtime process and the Runtime API server that only it polls."""
 
     def __init__(
-        self, process: subprocess.Popen[bytes], server: RuntimeAPIServer, pump: threading.Thread
+        self,
+        process: subprocess.Popen[bytes],
+        server: RuntimeAPIServer,
+        pump: threading.Thread,
+        log_socket: LogSocket | None = None,
     ) -> None:
         self.process = process
         self.server = server
         self.pump = pump  # reads the processes' output until the last of them ends
+        self.log_socket = log_socket  # Managed Instances: the workers' output
         self.exited = threading.Event()
         self.frozen = False
         self.started = time.monotonic()
@@ -110,23 +118,31 @@ class _Environment:
 
     def kill(self) -> None:
         # The whole process group: with Managed Instances, the runtime client's workers
-        # too, which outlive their parent when it dies first.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+        # too, which outlive a parent that died first.
+        self._signal_group(signal.SIGKILL)
         self.exited.wait(10.0)
+        give_up = time.monotonic() + 10.0
+        while _group_members(self.process.pid) and time.monotonic() < give_up:
+            time.sleep(0.01)
         # Everything they wrote is in ``output`` once this returns, as in an export.
         self.pump.join(_DRAIN_TIMEOUT_S)
         self.server.stop()
+        if self.log_socket is not None:
+            self.log_socket.close()
 
     def terminate(self, grace: float) -> None:
-        """SIGTERM to every process, as a shutdown does; SIGKILL to what is left of them
-        after ``grace``."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
+        """SIGTERM to every process, as a shutdown does; SIGKILL to those still there after
+        ``grace`` (the runtime client's parent may end at once: its workers get the grace)."""
+        self._signal_group(signal.SIGTERM)
         give_up = time.monotonic() + grace
         while _group_members(self.process.pid) and time.monotonic() < give_up:
             time.sleep(0.01)
         self.kill()
+
+    def _signal_group(self, signum: int) -> None:
+        if _group_members(self.process.pid):  # never a group whose id was reused
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signum)
 
 
 def _group_members(group: int) -> list[int]:
@@ -262,13 +278,19 @@ class LocalFunction:
                 return self._init_failed(env, invocation, cold)
             return self._await_answer(env, invocation, cold)
 
+    def _ended(self, env: _Environment) -> bool:
+        """The environment is over: its process exited; with Managed Instances, the harness
+        ended it (the runtime client's parent may end at SIGTERM at once: its workers, in
+        their grace, may still answer, and are not to be killed for it)."""
+        return env.server.stopping.is_set() if self.managed else env.exited.is_set()
+
     def _await_dispatch(self, env: _Environment, invocation: Invocation) -> bool:
         server = env.server
         with server.changed:
             server.changed.wait_for(
                 lambda: (
                     invocation.dispatched_monotonic is not None
-                    or env.exited.is_set()
+                    or self._ended(env)
                     or server.init_error is not None
                 ),
                 timeout=self.init_timeout,
@@ -279,7 +301,13 @@ class LocalFunction:
         self, env: _Environment, invocation: Invocation, cold: bool
     ) -> InvocationResult:
         init_error = env.server.init_error
-        self._discard(env)
+        if self.managed and env.server.stopping.is_set():  # ended while it was queued
+            init_error = {
+                "errorType": "Runtime.ExitError",
+                "errorMessage": "the environment ended before the invocation was handed out",
+            }
+        else:
+            self._discard(env)
         if init_error is None:
             init_error = {
                 "errorType": "Runtime.ExitError" if env.exited.is_set() else "Runtime.InitTimeout",
@@ -306,21 +334,24 @@ class LocalFunction:
         late = MANAGED_LATE_S if self.managed else 0.0
         with server.changed:
             server.changed.wait_for(
-                lambda: invocation.closed or env.exited.is_set(),
+                lambda: invocation.closed or self._ended(env),
                 timeout=max(deadline + late - time.monotonic(), 0.0),
             )
             # Closed under the lock: an answer that arrives from now on is refused.
             invocation.closed = True
             outcome = invocation.outcome
-        if outcome is None and self.managed and not env.exited.is_set():
-            # Its worker died, or the handler never returned: the environment goes on.
+        if outcome is None and self.managed:
+            # Its worker died, the handler never returned, or the environment was ended
+            # (stop() ends its processes): the others are not this invocation's to kill.
+            if env.server.stopping.is_set():
+                error_type, message = "Runtime.ExitError", "the environment ended"
+            else:
+                error_type, message = "Runtime.WorkerExited", "no answer"
             return InvocationResult(
                 request_id=invocation.request_id,
                 status="crashed",
-                body=json.dumps(
-                    {"errorMessage": "no answer", "errorType": "Runtime.WorkerExited"}
-                ).encode(),
-                error_type="Runtime.WorkerExited",
+                body=json.dumps({"errorMessage": message, "errorType": error_type}).encode(),
+                error_type=error_type,
                 cold_start=cold,
                 duration=time.monotonic() - invocation.dispatched_monotonic,
                 margin=None,
@@ -379,7 +410,8 @@ class LocalFunction:
             completed = invocation.completed_monotonic
         assert invocation.dispatched_monotonic is not None
         if completed is None:
-            self.kills += 1
+            if not env.exited.is_set():  # a process that died by itself is no kill of ours
+                self.kills += 1
             self._discard(env)
             return None
         return completed - invocation.dispatched_monotonic
@@ -424,11 +456,16 @@ class LocalFunction:
         server = RuntimeAPIServer(
             function_name=self.function_name, handler=self.handler, managed=self.managed
         ).start()
+        # Managed Instances: each worker's output on its own connection, as the platform's.
+        log_socket = LogSocket(self.output, self._on_output) if self.managed else None
+        environment = self._process_environment(server.address)
+        if log_socket is not None:
+            environment[SOCKET_ENV] = log_socket.path
         try:
             process = subprocess.Popen(
                 [self.python, "-m", "awslambdaric", self.handler],
                 cwd=self.code_dir,
-                env=self._process_environment(server.address),
+                env=environment,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -436,11 +473,13 @@ class LocalFunction:
             )
         except BaseException:
             server.stop()
+            if log_socket is not None:
+                log_socket.close()
             raise
         assert process.stdout is not None
         pump = start_pumping(process.stdout, self.output, self._on_output, "lambda-output")
         self.cold_starts += 1
-        self._env = _Environment(process, server, pump)
+        self._env = _Environment(process, server, pump, log_socket)
         return self._env
 
     def _process_environment(self, runtime_api: str) -> dict[str, str]:

@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -156,13 +157,15 @@ class RuntimeAPIServer(ThreadingHTTPServer):
 
     # -- called by the handler threads ------------------------------------------------
 
-    def next_invocation(self) -> Invocation | None:
+    def next_invocation(self, connected: Callable[[], bool] = lambda: True) -> Invocation | None:
+        """The next invocation for a poller, None once the server stops or the poller is
+        gone (``connected``: a worker killed while it waited is handed nothing)."""
         with self.changed:
             self._pollers += 1
             self.registration_open = False
             self.changed.notify_all()
         try:
-            while not self.stopping.is_set():
+            while not self.stopping.is_set() and connected():
                 with self.changed:
                     # Init ends when every extension has asked for its first event; an
                     # invocation is handed out once the one before is complete.
@@ -172,6 +175,9 @@ class RuntimeAPIServer(ThreadingHTTPServer):
                     invocation = self._queue.get(timeout=_POLL_S)
                 except queue.Empty:
                     continue
+                if not connected():  # gone meanwhile: the invocation waits for another
+                    self._queue.put(invocation)
+                    return None
                 with self.changed:
                     invocation.dispatched_monotonic = time.monotonic()
                     invocation.deadline_monotonic = invocation.dispatched_monotonic + (
@@ -299,8 +305,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != f"{API_PREFIX}/invocation/next":
             self._reply(HTTPStatus.NOT_FOUND, {"errorMessage": "unknown path"})
             return
-        invocation = self.server.next_invocation()
-        if invocation is None:  # shutting down
+        invocation = self.server.next_invocation(self._client_connected)
+        if invocation is None:  # shutting down, or the runtime is gone
             self._reply(HTTPStatus.GONE, {"errorMessage": "the runtime API is stopping"})
             self.close_connection = True
             return
@@ -384,6 +390,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Lambda-Extension-Event-Identifier", str(uuid.uuid4()))
         self.end_headers()
         self.wfile.write(payload)
+
+    def _client_connected(self) -> bool:
+        """The runtime is still there: its connection is neither closed nor reset."""
+        try:
+            data: bytes = self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        return data != b""
 
     def _read_body(self) -> bytes | None:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
