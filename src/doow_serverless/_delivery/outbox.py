@@ -19,10 +19,11 @@ from typing import Any, NamedTuple
 from .._core.constants import GZIP_MIN_BYTES, MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 from .._core.events import Attribution, QueuedEvent
 from .._core.wire import (
-    JSON_UTF8,
     batch_envelope_size,
     compress,
+    document_encoder,
     encode_batch,
+    encode_standard,
     event_document,
     join_batch,
     new_random_id,
@@ -367,7 +368,12 @@ class Outbox:
         batch_id = new_random_id()
         limit = self._max_batch_bytes
         envelope = batch_envelope_size(batch_id)
-        randoms = iter(new_random_ids(sum(1 for event in events if event.event_id is None)))
+        randoms = iter(
+            new_random_ids(
+                sum(1 for event in events if event.event_id is None and event.id_seed is None)
+            )
+        )
+        encode = document_encoder(len(events))
         kept_ids: list[str] = []
         documents: list[dict[str, Any]] = []
         encoded: list[str] = []
@@ -377,7 +383,7 @@ class Outbox:
             event_id = settled_id(event, randoms)
             document = event_document(event, event_id, attribution)
             try:
-                text = JSON_UTF8.encode(document)
+                text = encode(document)
             except Exception:
                 # Validation makes this unreachable; should it ever be reached, the
                 # offending event is refused alone rather than the batch being stuck.
@@ -475,7 +481,7 @@ def pack_documents(
     texts: list[str] = []
     size = envelope
     for document in documents:
-        text = JSON_UTF8.encode(document)
+        text = encode_standard(document)
         length = (len(text) if text.isascii() else len(text.encode())) + 1
         if current and (len(current) >= max_events or size + length > max_bytes):
             batches.append(_settled_batch(current, texts))
