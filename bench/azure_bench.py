@@ -115,7 +115,7 @@ def bench_imports(python: str, quick: bool) -> str:
     labels = [
         "import doow_serverless",
         "then import doow_serverless.azure_functions",
-        "then prepare(): import httpx, build its client (done at indexing)",
+        "then prepare(): import httpcore, TLS context, pool (done at indexing)",
         "for scale: import azure.functions in a fresh interpreter (not imported by us)",
     ]
     rows = [

@@ -18,7 +18,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # Each module exposes run(quick) -> a markdown section. Later platforms add theirs here.
-SECTIONS = ["bench.core_bench", "bench.lambda_bench", "bench.vercel_bench", "bench.azure_bench"]
+SECTIONS = [
+    "bench.core_bench",
+    "bench.profile_flush",
+    "bench.lambda_bench",
+    "bench.vercel_bench",
+    "bench.azure_bench",
+]
 
 
 def main() -> None:
