@@ -51,18 +51,24 @@ pytest: export DOOW_STRICT_SKIPS := 1
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# cfn-lint, the project's own Runtime/Timeout check (cfn-lint misses both on SAM functions),
-# and `sam build` of the example; this package comes from a local wheel (not yet on PyPI).
+# cfn-lint (which weighs both values of every condition), the project's own checks (cfn-lint
+# misses a bad Runtime or Timeout on SAM functions; the forwarder switch), and `sam build` of
+# the example with the forwarder on and off; this package comes from a local wheel (not yet
+# on PyPI).
+SAM_BUILD = PATH="$(dir $(PYTHON312)):$$PATH" PIP_FIND_LINKS="$(CURDIR)/.sam/wheels $${PIP_FIND_LINKS:-}" \
+	$(SAM_VENV)/bin/sam build --template-file template.yaml --cache-dir .sam/cache
 sam-check: $(STAMP) $(SAM_STAMP)
 	@test -n "$(PYTHON312)" || { echo "sam-check needs python3.12 (set PYTHON312=...)"; exit 1; }
 	$(SAM_VENV)/bin/cfn-lint template.yaml
 	$(BIN)/python scripts/check_template.py template.yaml
-	rm -rf .sam/wheels .sam/build
+	rm -rf .sam/wheels .sam/build .sam/build-off
 	$(BIN)/python -m pip wheel -q --disable-pip-version-check --no-deps -w .sam/wheels .
-	PATH="$(dir $(PYTHON312)):$$PATH" PIP_FIND_LINKS="$(CURDIR)/.sam/wheels $${PIP_FIND_LINKS:-}" \
-		$(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir .sam/build --cache-dir .sam/cache
-	test -f .sam/build/DoowExampleFunction/doow_serverless/aws_lambda.py
+	$(SAM_BUILD) --build-dir .sam/build --parameter-overrides DoowForwarder=true
+	test -f .sam/build/DoowExampleFunction/doow_serverless/aws_lambda/__init__.py
 	test -d .sam/build/DoowExampleFunction/aws_lambda_powertools
+	test -f .sam/build/DoowForwarderFunction/doow_serverless/forwarders/aws.py
+	$(SAM_BUILD) --build-dir .sam/build-off --parameter-overrides DoowForwarder=false
+	test -f .sam/build-off/DoowExampleFunction/doow_serverless/aws_lambda/__init__.py
 
 # Vercel's real Python runtime (vercel-runtime needs Python >= 3.12), the frameworks the
 # Vercel tests and example use, and this package, in their own virtualenv. `make test`

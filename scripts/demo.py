@@ -112,6 +112,7 @@ def run_platform_demos(url: str) -> int:
     sent = 0
     for module_name, function in [
         ("scripts.demo_lambda", "run_lambda_demo"),
+        ("scripts.demo_forwarder", "run_forwarder_demo"),
         ("scripts.demo_vercel", "run_vercel_demo"),
         ("scripts.demo_azure", "run_azure_demo"),
     ]:

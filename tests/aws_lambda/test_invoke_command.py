@@ -19,7 +19,10 @@ def test_invoke_runs_the_template_function_against_its_own_collector(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(REPO)
-    code = main(["invoke", "-e", str(EVENTS_DIR / "orders.json"), "--count", "2"])
+    # Two functions (the example and the forwarder): named, as `sam local invoke` wants.
+    code = main(
+        ["invoke", "DoowExampleFunction", "-e", str(EVENTS_DIR / "orders.json"), "--count", "2"]
+    )
 
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -66,6 +69,16 @@ def test_invoke_sends_to_the_endpoint_env_json_names(
     assert "collector at" not in captured.err
 
 
+def test_with_several_functions_invoke_asks_which_one(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    code = main(["invoke", "-e", str(EVENTS_DIR / "hello.json")])
+
+    assert code == 2
+    assert "name one of: DoowExampleFunction, DoowForwarderFunction" in capsys.readouterr().err
+
+
 def test_invoke_refuses_a_template_that_fails_the_checks(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -76,7 +89,7 @@ def test_invoke_refuses_a_template_that_fails_the_checks(
         .replace("Timeout: 10", "Timeout: 1000")
         .replace("CodeUri: examples/lambda/", f"CodeUri: {REPO / 'examples' / 'lambda'}")
     )
-    code = main(["invoke", "-t", str(template)])
+    code = main(["invoke", "DoowExampleFunction", "-t", str(template)])
 
     assert code == 2
     assert "Timeout 1000 must be a whole number of seconds from 1 to 900" in capsys.readouterr().err
@@ -111,7 +124,16 @@ def test_invoke_plays_managed_instances_with_concurrency(
 ) -> None:
     monkeypatch.chdir(REPO)
     code = main(
-        ["invoke", "-e", str(EVENTS_DIR / "orders.json"), "--count", "6", "--concurrency", "3"]
+        [
+            "invoke",
+            "DoowExampleFunction",
+            "-e",
+            str(EVENTS_DIR / "orders.json"),
+            "--count",
+            "6",
+            "--concurrency",
+            "3",
+        ]
     )
 
     captured = capsys.readouterr()
@@ -129,6 +151,7 @@ def test_invoke_after_response_reports_when_the_invocation_completed(
     code = main(
         [
             "invoke",
+            "DoowExampleFunction",
             "-e",
             str(EVENTS_DIR / "orders.json"),
             "--count",
@@ -148,3 +171,18 @@ def test_invoke_refuses_an_unknown_delivery(capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit):
         main(["invoke", "--delivery", "eventually"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_the_forwarder_runs_from_the_template_like_sam_local_invoke(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `sam local invoke DoowForwarderFunction -e <the event sam generate-event prints>`.
+    monkeypatch.chdir(REPO)
+    event = REPO / "tests" / "aws_lambda" / "events" / "cloudwatch_logs.json"
+    code = main(["invoke", "DoowForwarderFunction", "-e", str(event)])
+
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    (response,) = [json.loads(line) for line in captured.out.splitlines()]
+    assert response["messageType"] == "DATA_MESSAGE"
+    assert response["found"] == 0  # its two messages are not the SDK's

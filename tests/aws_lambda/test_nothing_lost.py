@@ -22,17 +22,16 @@ from typing import Any
 
 import pytest
 
-from doow_serverless._core.wire import event_id_from_seed
 from doow_serverless_dev.collector import Collector
 from doow_serverless_dev.lambda_local import InvocationResult
 
+from ..nothing_lost import COUNT, assert_whole_after_replay, expected_ids, stored
 from ..replaying import replay_log
 from .conftest import FUNCTIONS_DIR, TEST_KEY, MakeFunction
 
 pytestmark = pytest.mark.timeout(120)
 
 TIMEOUT_S = 1.5
-COUNT = 3
 
 
 class Sandbox:
@@ -57,22 +56,6 @@ class Sandbox:
         self.function.stop()
         shutil.rmtree(self.tmp)
         self.log.write_text("".join(line + "\n" for line in self.function.output))
-
-
-def expected_ids(run: str) -> set[str]:
-    return {event_id_from_seed(f"key:{run}:{n}") for n in range(COUNT)}
-
-
-def stored(collector: Collector) -> list[str]:
-    return [event["event_id"] for event in collector.events(limit=1000)]
-
-
-def assert_whole_after_replay(collector: Collector, sandbox: Sandbox, run: str) -> None:
-    collector.clear_faults()
-    completed = replay_log(collector, sandbox.log, TEST_KEY)
-    assert completed.returncode == 0, completed.stderr
-    ids = stored(collector)
-    assert sorted(ids) == sorted(expected_ids(run))  # each once: the store keys on event_id
 
 
 def kill_when(sandbox: Sandbox, ready: Callable[[], bool], run: str) -> InvocationResult:
@@ -112,7 +95,7 @@ def test_events_tracked_with_less_than_the_reserve_left_are_logged_before_the_an
     logged_before_the_end = "\n".join(sandbox.function.output)
     assert all(event_id in logged_before_the_end for event_id in expected_ids(run))
     assert stored(lambda_collector) == []
-    assert_whole_after_replay(lambda_collector, sandbox, run)
+    assert_whole_after_replay(lambda_collector, sandbox.log, TEST_KEY, run)
 
 
 def test_events_of_a_handler_that_uses_all_its_time_are_logged_before_the_kill(
@@ -128,7 +111,7 @@ def test_events_of_a_handler_that_uses_all_its_time_are_logged_before_the_kill(
     assert all(event_id in logged_before_the_end for event_id in expected_ids(run))
     sandbox.reclaim()
     assert stored(lambda_collector) == []
-    assert_whole_after_replay(lambda_collector, sandbox, run)
+    assert_whole_after_replay(lambda_collector, sandbox.log, TEST_KEY, run)
 
 
 # -- a SIGKILL at each step of a flush, then a fresh /tmp ------------------------------------
@@ -144,7 +127,7 @@ def test_a_kill_inside_the_flush_then_a_lost_tmp_loses_nothing(
     assert result.status == "crashed", result
     assert lambda_collector.stats()["requests"] == 0  # killed before any request
     sandbox.reclaim()
-    assert_whole_after_replay(lambda_collector, sandbox, run)
+    assert_whole_after_replay(lambda_collector, sandbox.log, TEST_KEY, run)
 
 
 def test_a_kill_with_the_request_in_flight_then_a_lost_tmp_loses_nothing(
@@ -157,7 +140,7 @@ def test_a_kill_with_the_request_in_flight_then_a_lost_tmp_loses_nothing(
     assert result.status == "crashed", result
     sandbox.reclaim()
     assert stored(lambda_collector) == []
-    assert_whole_after_replay(lambda_collector, sandbox, run)
+    assert_whole_after_replay(lambda_collector, sandbox.log, TEST_KEY, run)
 
 
 def test_a_kill_after_the_server_stored_but_before_it_answered_counts_nothing_twice(
@@ -169,7 +152,7 @@ def test_a_kill_after_the_server_stored_but_before_it_answered_counts_nothing_tw
     result = kill_when(sandbox, lambda: lambda_collector.stats()["events_stored"] >= COUNT, run)
     assert result.status == "crashed", result
     sandbox.reclaim()
-    assert_whole_after_replay(lambda_collector, sandbox, run)
+    assert_whole_after_replay(lambda_collector, sandbox.log, TEST_KEY, run)
     assert lambda_collector.stats()["duplicates"] == COUNT  # the replay's copies, counted once
 
 

@@ -7,17 +7,29 @@ from pathlib import Path
 
 import pytest
 
-from doow_serverless_dev.lambda_local._template import TemplateError, read_functions
+from doow_serverless._durability.lines import ACK_MARKER, MARKER, ack_lines, unsent_lines
+from doow_serverless_dev.lambda_local._template import (
+    FunctionSpec,
+    TemplateError,
+    deployed_resources,
+    read_functions,
+)
 
 from .conftest import EXAMPLE_DIR, REPO
 
 TEMPLATE = REPO / "template.yaml"
 
 
-def test_the_repository_template_passes_the_checks() -> None:
-    (function,) = read_functions(TEMPLATE)
+def example_function() -> FunctionSpec:
+    (function,) = [f for f in read_functions(TEMPLATE) if f.logical_id == "DoowExampleFunction"]
+    return function
 
-    assert function.problems() == []
+
+def test_the_repository_template_passes_the_checks() -> None:
+    functions = read_functions(TEMPLATE)
+    function = example_function()
+
+    assert [f.problems() for f in functions] == [[], []]
     assert function.logical_id == "DoowExampleFunction"
     assert function.handler == "app.handler"
     assert function.code_dir == EXAMPLE_DIR
@@ -28,11 +40,61 @@ def test_the_repository_template_passes_the_checks() -> None:
 
 def test_the_api_key_is_never_a_literal_in_the_template() -> None:
     text = TEMPLATE.read_text()
-    (function,) = read_functions(TEMPLATE)
 
     assert "dk_" not in text.replace('"^dk_.+"', "").replace("dk_...", "")
-    assert function.unresolved == ("DOOW_TRACK_API_KEY",)
+    assert [f.unresolved for f in read_functions(TEMPLATE)] == [("DOOW_TRACK_API_KEY",)] * 2
     assert "NoEcho: true" in text
+
+
+FORWARDER_RESOURCES = {
+    "DoowForwarderFunction": "AWS::Serverless::Function",
+    "DoowForwarderDeadLetterQueue": "AWS::SQS::Queue",
+    "DoowForwarderPermission": "AWS::Lambda::Permission",
+    "DoowForwarderSubscription": "AWS::Logs::SubscriptionFilter",
+}
+
+
+def test_the_forwarder_switch_deploys_all_of_it_or_none_of_it() -> None:
+    on = deployed_resources(TEMPLATE)  # the default
+    off = deployed_resources(TEMPLATE, {"DoowForwarder": "false"})
+
+    assert {name: on[name]["Type"] for name in FORWARDER_RESOURCES} == FORWARDER_RESOURCES
+    assert set(off) == {"DoowExampleFunction", "DoowExampleLogGroup"}
+    assert set(on) == set(off) | set(FORWARDER_RESOURCES)
+
+
+def test_the_forwarder_is_wired_to_the_example_functions_log_group() -> None:
+    resources = deployed_resources(TEMPLATE, {"DoowForwarder": "true"})
+    group = resources["DoowExampleLogGroup"]["Properties"]
+    function = resources["DoowForwarderFunction"]["Properties"]
+    permission = resources["DoowForwarderPermission"]["Properties"]
+    subscription = resources["DoowForwarderSubscription"]["Properties"]
+
+    assert group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${DoowExampleFunction}"}
+    assert function["Handler"] == "doow_serverless.forwarders.aws.handler"
+    assert function["EventInvokeConfig"] == {
+        "MaximumRetryAttempts": 2,
+        "MaximumEventAgeInSeconds": 21600,
+    }
+    assert function["DeadLetterQueue"] == {
+        "Type": "SQS",
+        "TargetArn": {"Fn::GetAtt": ["DoowForwarderDeadLetterQueue", "Arn"]},
+    }
+    assert permission["Principal"] == "logs.amazonaws.com"
+    assert permission["SourceArn"] == {"Fn::GetAtt": ["DoowExampleLogGroup", "Arn"]}
+    assert permission["FunctionName"] == {"Fn::GetAtt": ["DoowForwarderFunction", "Arn"]}
+    assert subscription["LogGroupName"] == {"Ref": "DoowExampleLogGroup"}
+    assert subscription["DestinationArn"] == {"Fn::GetAtt": ["DoowForwarderFunction", "Arn"]}
+    assert resources["DoowForwarderSubscription"]["DependsOn"] == "DoowForwarderPermission"
+
+
+def test_the_filter_pattern_matches_both_kinds_of_the_sdks_lines() -> None:
+    pattern = deployed_resources(TEMPLATE)["DoowForwarderSubscription"]["Properties"]
+    # "?a ?b": a log event holding either term (CloudWatch Logs' OR of terms).
+    terms = pattern["FilterPattern"].split()
+    assert terms == [f"?{MARKER}", f"?{ACK_MARKER}"]
+    for line in [*unsent_lines("b", [{"event_id": "e"}], "r"), *ack_lines(["b"])]:
+        assert any(term[1:] in line for term in terms)
 
 
 def write_template(tmp_path: Path, properties: str, extra: str = "") -> Path:
@@ -124,3 +186,24 @@ def test_the_ci_check_script_fails_on_a_bad_template(tmp_path: Path) -> None:
     assert failed.returncode == 1
     assert "Timeout 901" in failed.stderr
     assert passed.returncode == 0, passed.stderr
+
+
+def test_conditions_are_evaluated_as_cloudformation_does(tmp_path: Path) -> None:
+    path = write_template(
+        tmp_path,
+        "      Runtime: python3.12\n"
+        "    Condition: Both\n"
+        "  Queue:\n"
+        "    Type: AWS::SQS::Queue\n"
+        "    Condition: Either\n",
+        extra="  Mode:\n    Type: String\n    Default: a\n"
+        "Conditions:\n"
+        "  IsA: !Equals [!Ref Mode, a]\n"
+        "  NotB: !Not [!Equals [b, !Ref Mode]]\n"
+        "  Both: !And [!Condition IsA, !Condition NotB]\n"
+        "  Either: !Or [!Condition IsA, !Equals [!Ref Mode, b]]\n",
+    )
+
+    assert set(deployed_resources(path)) == {"Fn", "Queue"}
+    assert set(deployed_resources(path, {"Mode": "b"})) == {"Queue"}
+    assert set(deployed_resources(path, {"Mode": "c"})) == set()

@@ -12,31 +12,25 @@ thread pool) and an ``async def`` one (run on its event loop, flushed in a helpe
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from doow_serverless._core.wire import event_id_from_seed
 from doow_serverless_dev.azure_local import InvocationResult, LocalFunctionApp, http_request
 from doow_serverless_dev.collector import Collector
 
+from ..nothing_lost import COUNT, assert_whole_after_replay, expected_ids, line_reasons, stored
 from .conftest import APPS, TEST_KEY, MakeApp
 
 pytestmark = pytest.mark.timeout(120)
 
 APP_DIR = APPS / "kill_points"
 TIMEOUT_S = 1.5  # host.json's functionTimeout, which the SDK reads as well
-COUNT = 3
 ROUTES = ["kill_points_sync", "kill_points_async"]
 
 
@@ -69,46 +63,6 @@ class Instance:
         self.app.kill()  # SIGKILL; every line the dead worker wrote is read
         shutil.rmtree(self.tmp)
         self.log.write_text("".join(line + "\n" for line in self.app.output))
-
-
-def expected_ids(run: str) -> set[str]:
-    return {event_id_from_seed(f"key:{run}:{n}") for n in range(COUNT)}
-
-
-def stored(collector: Collector) -> list[str]:
-    return [event["event_id"] for event in collector.events(limit=1000)]
-
-
-def line_reasons(log: Path, run: str) -> list[str]:
-    """Why each ``doow_unsent`` line holding events of ``run`` was written, in order."""
-    ids = expected_ids(run)
-    reasons = []
-    for line in log.read_text().splitlines():
-        if '"doow_unsent"' in line:
-            record: dict[str, Any] = json.loads(line)["doow_unsent"]
-            if ids & {event["event_id"] for event in record["events"]}:
-                reasons.append(record["reason"])
-    return reasons
-
-
-def replay_log(collector: Collector, log: Path) -> subprocess.CompletedProcess[str]:
-    """The recovery the docs give: ``doow-serverless replay --log`` of the exported log."""
-    return subprocess.run(
-        [sys.executable, "-m", "doow_serverless", "replay", "--log", str(log)],
-        env={**os.environ, "DOOW_TRACK_API_KEY": TEST_KEY, "DOOW_TRACK_ENDPOINT": collector.url},
-        text=True,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def assert_whole_after_replay(collector: Collector, instance: Instance, run: str) -> None:
-    collector.clear_faults()
-    completed = replay_log(collector, instance.log)
-    assert completed.returncode == 0, completed.stderr
-    ids = stored(collector)
-    assert sorted(ids) == sorted(expected_ids(run))  # each once: the store keys on event_id
 
 
 def kill_when(instance: Instance, ready: Callable[[], bool], run: str) -> InvocationResult:
@@ -153,7 +107,7 @@ def test_events_tracked_with_less_than_the_reserve_left_are_logged_before_the_an
     assert all(event_id in logged_before_the_answer for event_id in expected_ids(run))
     instance.reclaim()
     assert stored(azure_collector) == []
-    assert_whole_after_replay(azure_collector, instance, run)
+    assert_whole_after_replay(azure_collector, instance.log, TEST_KEY, run)
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -170,7 +124,7 @@ def test_events_of_a_function_that_uses_all_its_time_are_logged_before_the_kill(
     instance.reclaim()
     assert all(event_id in instance.log.read_text() for event_id in expected_ids(run))
     assert stored(azure_collector) == []
-    assert_whole_after_replay(azure_collector, instance, run)
+    assert_whole_after_replay(azure_collector, instance.log, TEST_KEY, run)
 
 
 # -- a SIGKILL at each step of a flush, then a fresh /tmp ------------------------------------
@@ -187,7 +141,7 @@ def test_a_kill_inside_the_flush_then_a_lost_tmp_loses_nothing(
     assert result.status == "crashed", result
     assert azure_collector.stats()["requests"] == 0  # killed before any request
     instance.reclaim()
-    assert_whole_after_replay(azure_collector, instance, run)
+    assert_whole_after_replay(azure_collector, instance.log, TEST_KEY, run)
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -201,7 +155,7 @@ def test_a_kill_with_the_request_in_flight_then_a_lost_tmp_loses_nothing(
     assert result.status == "crashed", result
     instance.reclaim()
     assert stored(azure_collector) == []
-    assert_whole_after_replay(azure_collector, instance, run)
+    assert_whole_after_replay(azure_collector, instance.log, TEST_KEY, run)
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -214,7 +168,7 @@ def test_a_kill_after_the_server_stored_but_before_it_answered_counts_nothing_tw
     result = kill_when(instance, lambda: azure_collector.stats()["events_stored"] >= COUNT, run)
     assert result.status == "crashed", result
     instance.reclaim()
-    assert_whole_after_replay(azure_collector, instance, run)
+    assert_whole_after_replay(azure_collector, instance.log, TEST_KEY, run)
     assert azure_collector.stats()["duplicates"] == COUNT  # the replay's copies, counted once
 
 
@@ -256,4 +210,4 @@ def test_a_flush_in_flight_when_another_invocation_overruns_loses_nothing(
     # A's line was written before A's request (write-ahead), not by B's deadline watch.
     assert line_reasons(instance.log, first) == ["write-ahead"]
     assert stored(azure_collector) == []
-    assert_whole_after_replay(azure_collector, instance, first)
+    assert_whole_after_replay(azure_collector, instance.log, TEST_KEY, first)

@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("_client",),
     ("_invocation",),
     ("aws_lambda", "vercel", "azure_functions", "cli"),
+    ("forwarders",),
     ("__init__", "__main__"),
 ]
 # Modules of one layer that must not import each other (each platform stands alone).

@@ -5,7 +5,10 @@ wrap it in JSON (once or twice), put several in one message, or quote it in CSV.
 below is built the way the tool that makes it builds it (AWS CLI text and JSON output,
 Logs Insights results, Lambda's JSON log records, Vercel log drains and ``vercel logs
 --json``, Azure diagnostic settings, Application Insights and Log Analytics queries, a CSV
-download), and must give back every event, each once, and no event of a line answered for.
+download; a CloudWatch Logs subscription payload as the AWS forwarder is invoked with it,
+and as Lambda keeps it after the forwarder failed: an SQS dead-letter queue's messages, an
+on-failure destination's records), and must give back every event, each once, and no event
+of a line answered for.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ from typing import Any
 import pytest
 
 from doow_serverless._durability.lines import ack_lines, read_log, unsent_lines
+from doow_serverless_dev.lambda_local import (
+    dead_letter_export,
+    on_failure_export,
+    subscription_event,
+)
 
 Lines = list[str]
 
@@ -157,6 +165,27 @@ def azure_event_hub(lines: Lines) -> str:
     return json.dumps({"records": records}) + "\n"
 
 
+def cloudwatch_subscriptions(lines: Lines) -> str:
+    # The events a forwarder is invoked with, one a line (two deliveries, each a batch of
+    # log events; a Lambda text-format message ends with its newline).
+    deliveries = [lines[:2], lines[2:]]
+    return "".join(
+        json.dumps(subscription_event([line + "\n" for line in part])) + "\n" for part in deliveries
+    )
+
+
+def dead_letter_queue(lines: Lines) -> str:
+    # `aws sqs receive-message --output json` of the forwarder's DLQ: the events as bodies.
+    events = [subscription_event(lines[:2]), subscription_event(lines[2:])]
+    return json.dumps(dead_letter_export(events), indent=2)
+
+
+def on_failure_destination(lines: Lines) -> str:
+    # The same of an SQS on-failure destination: invocation records, the event inside.
+    events = [subscription_event(lines[:3]), subscription_event(lines[3:])]
+    return json.dumps(on_failure_export(events), indent=2)
+
+
 def app_insights_query(lines: Lines) -> str:
     # `az monitor app-insights query --analytics-query "traces | ... | project message"`
     table = {
@@ -195,6 +224,9 @@ FORMS: dict[str, Callable[[Lines], str]] = {
     "app-insights-query": app_insights_query,
     "log-analytics-query": log_analytics_query,
     "csv": csv_download,
+    "cloudwatch-subscription": cloudwatch_subscriptions,
+    "lambda-dead-letter-queue": dead_letter_queue,
+    "lambda-on-failure-destination": on_failure_destination,
 }
 
 

@@ -19,28 +19,24 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from doow_serverless._core.wire import event_id_from_seed
 from doow_serverless_dev.collector import Collector
 from doow_serverless_dev.vercel_local import VercelFunction, VercelResponse
 
+from ..nothing_lost import COUNT, assert_whole_after_replay, expected_ids, line_reasons, stored
 from .conftest import TEST_KEY, MakeFunction
 
 pytestmark = pytest.mark.timeout(120)
 
 ENTRYPOINT = "api/kill_points.py"
 DEADLINE_S = 1.5
-COUNT = 3
 KINDS = ["handler", "app"]  # the handler class; the ASGI app
 
 
@@ -74,46 +70,6 @@ class Instance:
         self.function.stop()  # and every line the dead process wrote is read
         shutil.rmtree(self.tmp)
         self.log.write_text(self.function.log_text() + "\n")
-
-
-def expected_ids(*runs: str) -> set[str]:
-    return {event_id_from_seed(f"key:{run}:{n}") for run in runs for n in range(COUNT)}
-
-
-def stored(collector: Collector) -> list[str]:
-    return [event["event_id"] for event in collector.events(limit=1000)]
-
-
-def line_reasons(log: Path, run: str) -> list[str]:
-    """Why each ``doow_unsent`` line holding events of ``run`` was written, in order."""
-    ids = expected_ids(run)
-    reasons = []
-    for line in log.read_text().splitlines():
-        if '"doow_unsent"' in line:
-            record: dict[str, Any] = json.loads(line)["doow_unsent"]
-            if ids & {event["event_id"] for event in record["events"]}:
-                reasons.append(record["reason"])
-    return reasons
-
-
-def replay_log(collector: Collector, log: Path) -> subprocess.CompletedProcess[str]:
-    """The recovery the docs give: ``doow-serverless replay --log`` of the exported log."""
-    return subprocess.run(
-        [sys.executable, "-m", "doow_serverless", "replay", "--log", str(log)],
-        env={**os.environ, "DOOW_TRACK_API_KEY": TEST_KEY, "DOOW_TRACK_ENDPOINT": collector.url},
-        text=True,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def assert_whole_after_replay(collector: Collector, instance: Instance, *runs: str) -> None:
-    collector.clear_faults()
-    completed = replay_log(collector, instance.log)
-    assert completed.returncode == 0, completed.stderr
-    ids = stored(collector)
-    assert sorted(ids) == sorted(expected_ids(*runs))  # each once: the store keys on event_id
 
 
 def kill_when(instance: Instance, ready: Callable[[], bool], run: str) -> VercelResponse:
@@ -171,7 +127,7 @@ def test_events_tracked_with_less_than_the_reserve_left_are_logged_before_the_en
     assert all(event_id in logged_before_the_end for event_id in expected_ids(run))
     instance.reclaim()
     assert stored(vercel_collector) == []
-    assert_whole_after_replay(vercel_collector, instance, run)
+    assert_whole_after_replay(vercel_collector, instance.log, TEST_KEY, run)
 
 
 @pytest.mark.parametrize("variable", KINDS)
@@ -188,7 +144,7 @@ def test_events_of_a_request_that_uses_all_its_time_are_logged_before_the_kill(
     instance.reclaim()
     assert all(event_id in instance.log.read_text() for event_id in expected_ids(run))
     assert stored(vercel_collector) == []
-    assert_whole_after_replay(vercel_collector, instance, run)
+    assert_whole_after_replay(vercel_collector, instance.log, TEST_KEY, run)
 
 
 # -- a SIGKILL at each step of a flush, then a fresh /tmp ------------------------------------
@@ -209,7 +165,7 @@ def test_a_kill_inside_the_flush_then_a_lost_tmp_loses_nothing(
     assert crashed(response), response
     assert vercel_collector.stats()["requests"] == 0  # killed before any request
     instance.reclaim()
-    assert_whole_after_replay(vercel_collector, instance, run)
+    assert_whole_after_replay(vercel_collector, instance.log, TEST_KEY, run)
 
 
 @pytest.mark.parametrize("variable", KINDS)
@@ -226,7 +182,7 @@ def test_a_kill_as_the_flush_handed_to_wait_until_begins_loses_nothing(
     assert json.loads(response.body)["tracked"] == COUNT
     assert vercel_collector.stats()["requests"] == 0
     instance.reclaim()
-    assert_whole_after_replay(vercel_collector, instance, run)
+    assert_whole_after_replay(vercel_collector, instance.log, TEST_KEY, run)
 
 
 @pytest.mark.parametrize("variable", KINDS)
@@ -240,7 +196,7 @@ def test_a_kill_with_the_request_in_flight_then_a_lost_tmp_loses_nothing(
     assert crashed(response), response
     instance.reclaim()
     assert stored(vercel_collector) == []
-    assert_whole_after_replay(vercel_collector, instance, run)
+    assert_whole_after_replay(vercel_collector, instance.log, TEST_KEY, run)
 
 
 @pytest.mark.parametrize("variable", KINDS)
@@ -253,7 +209,7 @@ def test_a_kill_after_the_server_stored_but_before_it_answered_counts_nothing_tw
     response = kill_when(instance, lambda: vercel_collector.stats()["events_stored"] >= COUNT, run)
     assert crashed(response), response
     instance.reclaim()
-    assert_whole_after_replay(vercel_collector, instance, run)
+    assert_whole_after_replay(vercel_collector, instance.log, TEST_KEY, run)
     assert vercel_collector.stats()["duplicates"] == COUNT  # the replay's copies, counted once
 
 
@@ -298,4 +254,4 @@ def test_a_flush_in_flight_when_another_request_overruns_loses_nothing(
     # A's line was written before A's request (write-ahead), not by B's deadline watch.
     assert line_reasons(instance.log, first) == ["write-ahead"]
     assert stored(vercel_collector) == []
-    assert_whole_after_replay(vercel_collector, instance, first, second)
+    assert_whole_after_replay(vercel_collector, instance.log, TEST_KEY, first, second)

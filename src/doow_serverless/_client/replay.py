@@ -2,7 +2,8 @@
 
 Sources are a spool directory (the batches of processes that are no longer alive; a live
 process's share is left to it) and logs holding the SDK's lines, in any form a platform
-exports them (see ``_durability.lines``). Every event is checked as the server would
+exports or delivers them (see ``_durability.lines``): a file, or the messages a forwarder
+was handed by the platform's log pipeline. Every event is checked as the server would
 check it, sent once however many sources hold it, and keeps its ``event_id``: the server
 counts an event it already has as a duplicate, so replaying twice stores nothing twice.
 Events of a line that a later line says was answered for are not sent again.
@@ -17,7 +18,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from .._core.config import TrackerConfig, redact, resolve_config
 from .._core.constants import LOGGER_NAME
@@ -72,8 +73,8 @@ class _Collected:
             assert isinstance(document, dict)
             self.documents.setdefault(document["event_id"], document)
 
-    def add_log(self, name: str, stream: IO[str]) -> None:
-        contents = read_log(stream)
+    def add_log(self, name: str, lines: Iterable[str]) -> None:
+        contents = read_log(lines)
         events = contents.unanswered_events()
         self.answered += sum(len(record.events) for record in contents.records) - len(events)
         self.add(events, name)
@@ -126,12 +127,14 @@ def replay(
     config: TrackerConfig,
     *,
     spools: Iterable[str | Path] = (),
-    logs: Iterable[tuple[str, IO[str]]] = (),
+    logs: Iterable[tuple[str, Iterable[str]]] = (),
     timeout: float,
     transport: Transport | None = None,
 ) -> ReplaySummary:
     """Send every event the sources hold within ``timeout`` seconds; spool files go once
-    everything they held is delivered or refused."""
+    everything they held is delivered or refused. ``logs``: (name, lines) pairs, a file
+    open for reading being lines. A ``transport`` given is left open for the caller to
+    use again (a forwarder keeps its connection across invocations)."""
     collected = _Collected()
     opened: list[tuple[Spool, list[str]]] = []
     outbox = Outbox(config.max_queue_size)
@@ -182,11 +185,11 @@ def replay(
         for spool, _ in opened:
             spool.close()  # what is left is adopted by the next replay
         sender.stop_waiting()
-        sender.close()
+        sender.close(keep_transport=transport is not None)
 
 
 def preview(
-    *, spools: Iterable[str | Path] = (), logs: Iterable[tuple[str, IO[str]]] = ()
+    *, spools: Iterable[str | Path] = (), logs: Iterable[tuple[str, Iterable[str]]] = ()
 ) -> ReplaySummary:
     """What a replay would send, read without claiming or changing anything."""
     collected = _Collected()

@@ -381,8 +381,10 @@ class Sender:
         """Cut short any backoff or Retry-After wait in progress (shutdown)."""
         self._closing.set()
 
-    def close(self) -> None:
-        self._transport.close()
+    def close(self, *, keep_transport: bool = False) -> None:
+        """Close the spool and, unless ``keep_transport``, the connections."""
+        if not keep_transport:
+            self._transport.close()
         self._carry_over.close()
 
     def forget_after_fork(self, outbox: Outbox) -> None:

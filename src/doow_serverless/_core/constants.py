@@ -76,6 +76,13 @@ Delivery = Literal["auto", "sync", "after-response", "background", "logs"]
 DELIVERIES: tuple[Delivery, ...] = ("auto", "sync", "after-response", "background", "logs")
 # Seconds, as "maxDuration" in vercel.json: Vercel's own variables do not carry it.
 ENV_VERCEL_MAX_DURATION = "DOOW_TRACK_VERCEL_MAX_DURATION"
+# The forwarders (doow_serverless.forwarders): the Log Drain's signature secret and
+# ownership token on Vercel; on Azure, the app settings naming the Event Hub the
+# diagnostic setting streams to and the connection to it.
+ENV_VERCEL_DRAIN_SECRET = "DOOW_TRACK_VERCEL_DRAIN_SECRET"  # noqa: S105 - a name
+ENV_VERCEL_DRAIN_VERIFY = "DOOW_TRACK_VERCEL_DRAIN_VERIFY"
+ENV_EVENT_HUB_NAME = "DOOW_TRACK_EVENT_HUB_NAME"
+ENV_EVENT_HUB_CONNECTION = "DOOW_TRACK_EVENT_HUB_CONNECTION"
 
 # Variables the platforms set, by which the SDK knows where it runs.
 ENV_LAMBDA_FUNCTION_NAME = "AWS_LAMBDA_FUNCTION_NAME"

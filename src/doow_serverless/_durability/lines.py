@@ -22,7 +22,10 @@ makes each write one log message.
 Reading finds every record on a line, however the log pipeline wrapped it: after a
 prefix (a timestamp and request id), several on one line (``aws logs ... --output text``
 joins messages with tabs), inside JSON strings (a JSON export, Lambda's JSON log format,
-a Vercel log drain; escaped once or more), or in a CSV field (quotes doubled).
+a Vercel log drain; escaped once or more), or in a CSV field (quotes doubled). Lines
+may also hold CloudWatch Logs subscription payloads (base64 of gzip, as a forwarder is
+invoked with them and a dead-letter queue or an on-failure destination keeps them): each is
+opened (``envelopes``) and its log events read the same way.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any, NamedTuple
 
 from .._core.wire import JSON_ASCII, JSON_UTF8
+from .envelopes import AWSLOGS_KEY, EnvelopeError, find_awslogs
 
 MARKER = "doow_unsent"
 ACK_MARKER = "doow_sent"
@@ -178,9 +182,11 @@ def read_log(lines: Iterable[str]) -> LogContents:
     """Every record and acknowledgement among ``lines``."""
     contents = LogContents()
     for number, line in enumerate(lines, start=1):
-        if MARKER not in line and ACK_MARKER not in line:
-            continue
-        failures = _scan(line, contents)
+        failures = 0
+        if MARKER in line or ACK_MARKER in line:
+            failures += _scan(line, contents)
+        if AWSLOGS_KEY in line:
+            failures += _scan_envelopes(line, contents)
         if failures:
             contents.unreadable.append(number)
     return contents
@@ -260,6 +266,20 @@ def _scan(text: str, contents: LogContents, depth: int = 0) -> int:
         found = _scan(inner, contents, depth + 1)
         failures += found
         position = rest.end()
+    return failures
+
+
+def _scan_envelopes(text: str, contents: LogContents) -> int:
+    """Add the records of every subscription payload in ``text``; how many failed: an
+    envelope that cannot be opened, or a record in one that cannot be read."""
+    failures = 0
+    for found in find_awslogs(text):
+        if isinstance(found, EnvelopeError):
+            failures += 1
+            continue
+        for message in found.messages:
+            if MARKER in message or ACK_MARKER in message:
+                failures += _scan(message, contents)
     return failures
 
 

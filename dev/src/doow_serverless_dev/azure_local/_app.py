@@ -4,12 +4,13 @@
 Python, with ``azure-functions-runtime`` installed), and sends it what the Functions host
 sends: worker init, the functions metadata request, a load request per function (for a v1
 app, built from each ``function.json``, as the host does), then invocations, concurrently
-if asked. It measures each invocation from request to response, and enforces the app's
-function timeout as the host does: an invocation that has not answered by then is a
-timeout, and the worker process is ended (the host restarts after a function timeout).
-The app's output (its stdout and stderr, which the host sends on to its logs) is kept in
-``output``; each answer says how much of it the worker had written before answering, and
-a worker that ended has its output read to the end.
+if asked, and again after a failure under the function's retry policy
+(:meth:`LocalFunctionApp.invoke_with_retries`). It measures each invocation from request
+to response, and enforces the app's function timeout as the host does: an invocation that
+has not answered by then is a timeout, and the worker process is ended (the host restarts
+after a function timeout). The app's output (its stdout and stderr, which the host sends
+on to its logs) is kept in ``output``; each answer says how much of it the worker had
+written before answering, and a worker that ended has its output read to the end.
 """
 
 from __future__ import annotations
@@ -320,17 +321,57 @@ class LocalFunctionApp:
         """Send every invocation at once; each is timed, and held to the timeout, alone."""
         sent = []
         for call in calls:
-            loaded = self.functions[call.function]
             invocation_id = call.invocation_id or str(uuid.uuid4())
-            command = {
-                "op": "invoke",
-                "function_id": loaded.function_id,
-                "invocation_id": invocation_id,
-                "input_data": {loaded.trigger: call.trigger.data},
-                "trigger_metadata": call.trigger.metadata,
-            }
-            sent.append((call.function, invocation_id, self._send(command)))
+            pending = self._send(self._invocation(call.function, call.trigger, invocation_id))
+            sent.append((call.function, invocation_id, pending))
         return [self._result(*entry) for entry in sent]
+
+    def retry_policy(self, function: str) -> dict[str, Any] | None:
+        """The function's retry policy as the worker described it (None: it has none)."""
+        options = self.functions[function].metadata.get("retry_options")
+        return options if isinstance(options, dict) and options else None
+
+    def invoke_with_retries(
+        self,
+        function: str,
+        trigger: TriggerInput,
+        *,
+        attempts: int,
+        before_retry: Callable[[int], object] | None = None,
+    ) -> list[InvocationResult]:
+        """Invoke as the host does under the function's retry policy: the same input again
+        after each failure, with the retry count in the retry context, until it succeeds
+        or the policy's retries (``max_retry_count``, -1 for no end) are used up; here at
+        most ``attempts`` invocations in all. The policy's delays are not waited:
+        ``before_retry(retry_count)`` runs in their place."""
+        policy = self.retry_policy(function) or {}
+        most = int(policy.get("max_retry_count", 0))
+        results: list[InvocationResult] = []
+        for retry_count in range(attempts):
+            if retry_count:
+                if most != -1 and retry_count > most:
+                    break
+                if before_retry is not None:
+                    before_retry(retry_count)
+            invocation_id = str(uuid.uuid4())
+            command = self._invocation(function, trigger, invocation_id)
+            command["retry_context"] = {"retry_count": retry_count, "max_retry_count": most}
+            results.append(self._result(function, invocation_id, self._send(command)))
+            if results[-1].ok:
+                break
+        return results
+
+    def _invocation(
+        self, function: str, trigger: TriggerInput, invocation_id: str
+    ) -> dict[str, Any]:
+        loaded = self.functions[function]
+        return {
+            "op": "invoke",
+            "function_id": loaded.function_id,
+            "invocation_id": invocation_id,
+            "input_data": {loaded.trigger: trigger.data},
+            "trigger_metadata": trigger.metadata,
+        }
 
     def _result(self, function: str, invocation_id: str, pending: _Pending) -> InvocationResult:
         deadline = pending.sent + self.timeout

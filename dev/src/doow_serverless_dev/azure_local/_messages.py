@@ -138,6 +138,8 @@ _DATA = (
     "collection_model_binding_data",
 )  # fmt: skip
 TypedData = _message("TypedData", dict.fromkeys(_DATA, _empty), data=_DATA)
+CollectionBytes = _message("CollectionBytes", {"bytes": _list})
+CollectionString = _message("CollectionString", {"string": _list})
 ParameterBinding = _message(
     "ParameterBinding",
     {"name": _str, "data": _empty, "rpc_shared_memory": _empty},
@@ -247,12 +249,18 @@ FunctionEnvironmentReloadResponse = _message(
 
 
 def typed_data(document: dict[str, Any] | None) -> Message | None:
-    """A TypedData from ``{"string": ...}``, ``{"bytes": <base64>}``, ``{"http": {...}}``..."""
+    """A TypedData from ``{"string": ...}``, ``{"bytes": <base64>}``, ``{"http": {...}}``,
+    ``{"collection_bytes": [<base64>, ...]}``, ``{"collection_string": [...]}``..."""
     if not document:
         return None
     ((kind, value),) = document.items()
     if kind == "bytes":
         return TypedData(bytes=base64.b64decode(value))
+    if kind == "collection_bytes":
+        items = [base64.b64decode(item) for item in value]
+        return TypedData(collection_bytes=CollectionBytes(bytes=items))
+    if kind == "collection_string":
+        return TypedData(collection_string=CollectionString(string=list(value)))
     if kind == "http":
         http = dict(value)
         http["body"] = typed_data(http.get("body"))

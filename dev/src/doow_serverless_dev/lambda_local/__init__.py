@@ -2,7 +2,9 @@
 
 This package plays only Lambda's control plane (the Runtime API, deadlines, freezing and
 killing the execution environment); the handler is loaded and called by the same runtime
-client that AWS runs. ``doow-serverless invoke``, the demo and the tests use it.
+client that AWS runs. ``doow-serverless invoke``, the demo and the tests use it. ``_logs``
+plays CloudWatch Logs' side of a subscription filter (the payloads a forwarder is invoked
+with) and builds the exports of where Lambda keeps a failed event.
 
     with LocalFunction("app.handler", code_dir="examples/lambda", timeout=3) as function:
         result = function.invoke({"path": "/"})
@@ -11,6 +13,23 @@ client that AWS runs. ``doow-serverless invoke``, the demo and the tests use it.
 from __future__ import annotations
 
 from ._function import InvocationResult, LocalFunction
+from ._logs import (
+    control_event,
+    dead_letter_export,
+    envelope,
+    on_failure_export,
+    subscription_event,
+)
 from ._runtime_api import Invocation, RuntimeAPIServer
 
-__all__ = ["Invocation", "InvocationResult", "LocalFunction", "RuntimeAPIServer"]
+__all__ = [
+    "Invocation",
+    "InvocationResult",
+    "LocalFunction",
+    "RuntimeAPIServer",
+    "control_event",
+    "dead_letter_export",
+    "envelope",
+    "on_failure_export",
+    "subscription_event",
+]

@@ -9,7 +9,9 @@ Deliberately small; what it understands:
   ``unresolved``), as ``sam local`` does without ``--env-vars``.
 
 It also checks what cfn-lint does not on SAM resources: that ``Runtime`` is a Python runtime
-this package supports on Lambda and ``Timeout`` is a whole number of seconds from 1 to 900.
+this package supports on Lambda and ``Timeout`` is a whole number of seconds from 1 to 900;
+and ``deployed_resources`` says which resources a set of parameters deploys (``Conditions``
+of ``Fn::Equals``, ``Fn::Not``, ``Fn::And``, ``Fn::Or`` evaluated).
 """
 
 from __future__ import annotations
@@ -154,6 +156,59 @@ def read_functions(
             )
         )
     return functions
+
+
+def deployed_resources(
+    path: str | Path, parameter_overrides: Mapping[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The resources CloudFormation would create with these parameters: those without a
+    ``Condition``, and those whose condition holds (``Fn::Equals``, ``Fn::Not``, ``Fn::And``,
+    ``Fn::Or``, ``Condition`` and ``Ref`` of parameters)."""
+    template = load_template(path)
+    parameters = _parameters(template, parameter_overrides or {})
+    conditions = template.get("Conditions") or {}
+
+    def holds(expression: object) -> bool:
+        value = _evaluate(expression, parameters, conditions, holds)
+        if not isinstance(value, bool):
+            raise TemplateError(f"condition {expression!r} is not true or false")
+        return value
+
+    return {
+        logical_id: resource
+        for logical_id, resource in template["Resources"].items()
+        if isinstance(resource, dict)
+        and ("Condition" not in resource or holds({"Condition": resource["Condition"]}))
+    }
+
+
+def _evaluate(
+    expression: object,
+    parameters: Mapping[str, str],
+    conditions: Mapping[str, Any],
+    holds: Any,
+) -> object:
+    if not isinstance(expression, dict) or len(expression) != 1:
+        return expression if not isinstance(expression, (int, float)) else str(expression)
+    ((function, argument),) = expression.items()
+    if function == "Ref" and isinstance(argument, str) and argument in parameters:
+        return parameters[argument]
+    if (
+        function in ("Condition", "Fn::Condition")
+        and isinstance(argument, str)
+        and argument in conditions
+    ):
+        return holds(conditions[argument])
+    if function == "Fn::Equals" and isinstance(argument, list) and len(argument) == 2:
+        left, right = (_evaluate(item, parameters, conditions, holds) for item in argument)
+        return left == right
+    if function == "Fn::Not" and isinstance(argument, list) and len(argument) == 1:
+        return not holds(argument[0])
+    if function == "Fn::And" and isinstance(argument, list):
+        return all(holds(item) for item in argument)
+    if function == "Fn::Or" and isinstance(argument, list):
+        return any(holds(item) for item in argument)
+    raise TemplateError(f"cannot evaluate {expression!r} locally")
 
 
 def _parameters(template: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:

@@ -5,6 +5,7 @@ This package plays only Vercel's platform side: the IPC socket the runtime repor
 deadline, and the kill when an invocation passes its deadline. The function is loaded and
 served by the runtime's own ``vercel_runtime.vc_init``, in a Python >= 3.12 interpreter
 that has ``vercel-runtime`` installed. The demo, the benchmarks and the tests use it.
+``_drain`` plays a Log Drain: deliveries of log entries, signed as Vercel signs them.
 
     with VercelFunction("api/index.py", project_dir="examples/vercel", python=py312) as fn:
         response = fn.request("GET", "/api/hello")
@@ -12,6 +13,14 @@ that has ``vercel-runtime`` installed. The demo, the benchmarks and the tests us
 
 from __future__ import annotations
 
+from ._drain import DrainDelivery, drain_delivery, drain_entries, sign
 from ._function import VercelFunction, VercelResponse
 
-__all__ = ["VercelFunction", "VercelResponse"]
+__all__ = [
+    "DrainDelivery",
+    "VercelFunction",
+    "VercelResponse",
+    "drain_delivery",
+    "drain_entries",
+    "sign",
+]
