@@ -114,11 +114,11 @@ def _decorator(
         chosen = tracker if tracker is not None else default_tracker()
         # Registering an extension, where one is needed, is part of init.
         delivery = ending_for(chosen_delivery, chosen)
-        # Where the first response waits for a flush, the connection pool is built during
-        # init (Lambda gives init its CPU before the first invocation); where the flush
-        # runs after the response, the first flush builds it there; logs-only delivery
-        # never sends. Either way, what dead processes left in the spool is adopted now.
-        chosen.prepare(connect=delivery.sends_before_response)
+        # The connection pool is built now where the first response waits for a flush
+        # (sync) or init waits for no one (background, on Managed Instances); after the
+        # first response otherwise (after-response); never in logs-only delivery. Either
+        # way, what dead processes left in the spool is adopted now.
+        chosen.prepare(connect=delivery.pool_at_init)
         # Lambda runs one invocation per process at a time: the scope is process-wide.
         engine = InvocationEngine(
             chosen, policy, mode, process_wide=True, by_log=delivery.delivery == "logs"

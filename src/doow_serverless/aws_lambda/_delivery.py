@@ -45,9 +45,17 @@ class Chosen(NamedTuple):
     ending: Ending | None
 
     @property
-    def sends_before_response(self) -> bool:
-        """The first response waits for a flush: the HTTP client is built during init."""
-        return self.delivery == "sync"
+    def pool_at_init(self) -> bool:
+        """Whether the HTTP connection pool is built during init (see docs/lambda.md).
+
+        ``sync``: the first response waits for a flush anyway, and init runs before the
+        invocation's timeout starts. ``background``: Managed Instances initialise an
+        environment before it takes traffic, so init is no one's wait, and the sender's
+        first flush, which a SIGTERM may follow at once, is not slowed by building it.
+        ``after-response``: the first flush builds it, after the first response, which
+        waits for init. ``logs``: nothing is sent.
+        """
+        return self.delivery in ("sync", "background")
 
 
 _lock = threading.Lock()
