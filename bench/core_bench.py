@@ -33,6 +33,7 @@ if __package__ in (None, ""):
 from bench.floor import FloorClient, json_encoder, orjson_encoder
 from bench.harness import (
     BENCH_KEY,
+    EVENT,
     CollectorProcess,
     collector_process,
     command_seconds,
@@ -46,13 +47,6 @@ from doow_serverless._core.constants import GZIP_LEVEL
 
 COMMAND = "make bench  # or: .venv/bin/python bench/core_bench.py [--quick]"
 
-EVENT: dict[str, Any] = {
-    "metric": "tokens",
-    "quantity": 1024,
-    "license_id": "lic_abc123",
-    "unit": "tokens",
-    "attribution": {"model": "gpt-4o"},
-}
 SERVERLESS_ENV = {"AWS_LAMBDA_FUNCTION_NAME": "bench"}  # no background thread: nothing sent
 
 
@@ -241,30 +235,37 @@ def bench_gzip_levels(quick: bool) -> list[list[str]]:
     The batch is varied as real usage is (four metrics, forty licenses, three attribution
     keys, a request id in metadata), built by the SDK's own encoder."""
     from doow_serverless._core.events import QueuedEvent
-    from doow_serverless._core.wire import event_json, join_batch, new_random_ids
+    from doow_serverless._core.wire import (
+        encode_standard,
+        event_document,
+        join_batch,
+        new_random_ids,
+    )
 
     rng = random.Random(20)
     texts = [
-        event_json(
-            QueuedEvent(
-                rng.choice(["tokens.in", "tokens.out", "api_calls", "images"]),
-                rng.randint(1, 50_000),
-                f"lic_{rng.randint(1, 40):04d}",
-                "tokens",
-                "USAGE",
-                1.76e9 + index * 0.013,
-                {
-                    "model": rng.choice(["gpt-4o", "claude-3", "llama-70b"]),
-                    "team": rng.choice(["search", "platform", "ads"]),
-                    "region": "eu-west-1",
-                },
-                {"request_id": f"req_{rng.getrandbits(64):016x}"},
+        encode_standard(
+            event_document(
+                QueuedEvent(
+                    rng.choice(["tokens.in", "tokens.out", "api_calls", "images"]),
+                    rng.randint(1, 50_000),
+                    f"lic_{rng.randint(1, 40):04d}",
+                    "tokens",
+                    "USAGE",
+                    1.76e9 + index * 0.013,
+                    {
+                        "model": rng.choice(["gpt-4o", "claude-3", "llama-70b"]),
+                        "team": rng.choice(["search", "platform", "ads"]),
+                        "region": "eu-west-1",
+                    },
+                    {"request_id": f"req_{rng.getrandbits(64):016x}"},
+                    None,
+                    None,
+                    None,
+                ),
+                event_id,
                 None,
-                None,
-                None,
-            ),
-            event_id,
-            None,
+            )
         )
         for index, event_id in enumerate(new_random_ids(500))
     ]

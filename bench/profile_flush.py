@@ -22,22 +22,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import BENCH_KEY, collector_process
+from bench.harness import BENCH_KEY, EVENT, collector_process
 from doow_serverless import DoowTracker
-
-EVENT: dict[str, Any] = {
-    "metric": "tokens",
-    "quantity": 1024,
-    "license_id": "lic_abc123",
-    "unit": "tokens",
-    "attribution": {"model": "gpt-4o"},
-}
-
 
 COMMAND = ".venv/bin/python bench/profile_flush.py [--no-orjson]"
 BEFORE = Path(__file__).resolve().parent / "profiles" / "flush-500-before.txt"

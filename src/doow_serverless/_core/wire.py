@@ -223,16 +223,6 @@ def document_encoder(events: int) -> EncodeDocument:
     return _fast_encoder
 
 
-def event_json(
-    event: QueuedEvent,
-    event_id: str,
-    default_attribution: Attribution | None,
-    encode: EncodeDocument = encode_standard,
-) -> str:
-    """One event's JSON text, as :func:`encode_batch` would write it."""
-    return encode(event_document(event, event_id, default_attribution))
-
-
 def encode_batch(batch_id: str, documents: Sequence[dict[str, Any]]) -> bytes:
     """The request body of one batch: a single pass of the C JSON encoder."""
     return JSON_UTF8.encode(
