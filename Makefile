@@ -52,21 +52,19 @@ pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # cfn-lint (which weighs both values of every condition), the project's own checks (cfn-lint
-# misses a bad Runtime or Timeout on SAM functions; the forwarder switch), and `sam build` of
-# the example with the forwarder on and off; this package comes from a local wheel (not yet
-# on PyPI).
+# misses a bad Runtime or Timeout on SAM functions; the forwarder switch), the example built
+# by `sam build` as its README says, then run (example-lambda below), with the forwarder on
+# (the template's default), and `sam build` with it off; this package comes from a local
+# wheel (not yet on PyPI).
 SAM_BUILD = PATH="$(dir $(PYTHON312)):$$PATH" PIP_FIND_LINKS="$(CURDIR)/.sam/wheels $${PIP_FIND_LINKS:-}" \
 	$(SAM_VENV)/bin/sam build --template-file template.yaml --cache-dir .sam/cache
-sam-check: $(STAMP) $(SAM_STAMP)
+sam-check: $(STAMP) $(SAM_STAMP) example-lambda
 	@test -n "$(PYTHON312)" || { echo "sam-check needs python3.12 (set PYTHON312=...)"; exit 1; }
 	$(SAM_VENV)/bin/cfn-lint template.yaml
 	$(BIN)/python scripts/check_template.py template.yaml
-	rm -rf .sam/wheels .sam/build .sam/build-off
+	test -f .aws-sam/build/DoowForwarderFunction/doow_serverless/forwarders/aws.py
+	rm -rf .sam/wheels .sam/build-off
 	$(BIN)/python -m pip wheel -q --disable-pip-version-check --no-deps -w .sam/wheels .
-	$(SAM_BUILD) --build-dir .sam/build --parameter-overrides DoowForwarder=true
-	test -f .sam/build/DoowExampleFunction/doow_serverless/aws_lambda/__init__.py
-	test -d .sam/build/DoowExampleFunction/aws_lambda_powertools
-	test -f .sam/build/DoowForwarderFunction/doow_serverless/forwarders/aws.py
 	$(SAM_BUILD) --build-dir .sam/build-off --parameter-overrides DoowForwarder=false
 	test -f .sam/build-off/DoowExampleFunction/doow_serverless/aws_lambda/__init__.py
 
@@ -111,6 +109,57 @@ pytest: export DOOW_AZURE_REQUIRED := 1
 demo: $(AZURE_STAMP)
 bench: $(AZURE_STAMP)
 
+# The examples, built with their platforms' own tools exactly as their READMEs say (the block
+# after `<!-- build`), then run as built under the real runtimes by scripts/examples: the
+# `sam build` output under the runtime client alone, Vercel's .func folder under a bare
+# Python 3.12, the Azure deployment package under the library workers alone. Each fails on
+# any build error, a missing file, or the artefact not serving a request whose event arrives
+# once. The pytest tests then run the same artefacts further.
+export PYTHON312 PYTHON313
+export VERCEL_TELEMETRY_DISABLED := 1
+export NO_UPDATE_NOTIFIER := 1
+CHECK_EXAMPLE = $(BIN)/python -m scripts.examples
+
+# The Vercel CLI, exactly as requirements/vercel-cli/package-lock.json pins it (npm ci into
+# .tools, install scripts off: the Python builder needs none). uv comes with .venv-vercel.
+VERCEL_CLI := .tools/vercel-cli
+VERCEL_CLI_STAMP := $(VERCEL_CLI)/.installed
+$(VERCEL_CLI_STAMP): requirements/vercel-cli/package.json requirements/vercel-cli/package-lock.json
+	rm -rf $(VERCEL_CLI) && mkdir -p $(VERCEL_CLI)
+	cp requirements/vercel-cli/package.json requirements/vercel-cli/package-lock.json $(VERCEL_CLI)/
+	cd $(VERCEL_CLI) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Lambda's python3.12 runtime as the function meets it: the runtime client and nothing else.
+LAMBDA_VENV := .venv-lambda
+LAMBDA_STAMP := $(LAMBDA_VENV)/.installed
+$(LAMBDA_STAMP): requirements/lambda.txt
+	@test -n "$(PYTHON312)" || { echo "the Lambda runtime venv needs python3.12 (set PYTHON312=...)"; exit 1; }
+	$(PYTHON312) -m venv $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/$(PIP_INSTALL) -r requirements/lambda.txt
+	touch $@
+
+# Azure's Python 3.13 worker as a package meets it: the library workers and nothing else.
+AZURE_WORKER_VENV := .venv-azure-worker
+AZURE_WORKER_STAMP := $(AZURE_WORKER_VENV)/.installed
+$(AZURE_WORKER_STAMP): requirements/azure-worker.txt
+	@test -n "$(PYTHON313)" || { echo "the Azure worker venv needs python3.13 (set PYTHON313=...)"; exit 1; }
+	$(PYTHON313) -m venv $(AZURE_WORKER_VENV)
+	$(AZURE_WORKER_VENV)/bin/$(PIP_INSTALL) -r requirements/azure-worker.txt
+	touch $@
+
+.PHONY: examples example-lambda example-vercel example-azure example-tools
+example-tools: $(STAMP) $(SAM_STAMP) $(LAMBDA_STAMP) $(VERCEL_STAMP) $(VERCEL_CLI_STAMP) $(AZURE_WORKER_STAMP)
+example-lambda: $(STAMP) $(SAM_STAMP) $(LAMBDA_STAMP)
+	$(CHECK_EXAMPLE) lambda
+example-vercel: $(STAMP) $(VERCEL_STAMP) $(VERCEL_CLI_STAMP)
+	$(CHECK_EXAMPLE) vercel
+example-azure: $(STAMP) $(AZURE_WORKER_STAMP)
+	$(CHECK_EXAMPLE) azure
+examples: example-lambda example-vercel example-azure
+# The tests of the checks themselves build broken copies of the examples with the same tools.
+pytest: example-tools
+
 # The oldest Python the package supports: the core's tests run there too (no platform
 # runtimes: those need 3.11+ and have their own environments above).
 PYTHON310 ?= $(firstword $(wildcard /root/.pyenv/versions/3.10*/bin/python3.10) $(shell command -v python3.10))
@@ -128,7 +177,9 @@ compat-3.10: export DOOW_STRICT_SKIPS := 1
 compat-3.10: $(PY310_STAMP)
 	$(PY310_VENV)/bin/pytest -q -p no:cacheprovider tests/unit tests/delivery
 
-test: lint types pytest sam-check compat-3.10
+# The examples are built and checked before pytest, whose tests run what they built.
+test: export DOOW_EXAMPLES_BUILT := 1
+test: lint types sam-check examples pytest compat-3.10
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
@@ -154,6 +205,10 @@ lock:
 	scripts/lock.sh azure $(PYTHON313) . ./dev
 	scripts/lock.sh py310 $(PYTHON310) . ./dev
 	scripts/lock.sh bench $(PYTHON)
+	scripts/lock.sh lambda $(PYTHON312)
+	scripts/lock.sh azure-worker $(PYTHON313)
+	cd requirements/vercel-cli && npm install --package-lock-only --ignore-scripts --no-audit --no-fund
 
 clean:
-	rm -rf $(VENV) .venv-* .mypy_cache .ruff_cache .pytest_cache .demo .bench .sam .aws-sam
+	rm -rf $(VENV) .venv-* .mypy_cache .ruff_cache .pytest_cache .demo .bench .sam .aws-sam .tools dist
+	rm -rf examples/vercel/.vercel examples/vercel/uv.lock examples/azure/build

@@ -247,35 +247,6 @@ def test_a_v1_app_honours_the_timeout_in_its_host_json(
     assert result.duration is not None and 2.25 < result.duration < 3.0
 
 
-def test_the_example_app_serves_every_function(
-    make_app: MakeApp, azure_collector: Collector
-) -> None:
-    from .conftest import EXAMPLE_DIR
-
-    app = make_app(EXAMPLE_DIR, environment={"DOOW_LICENSE_ID": "lic_example_tests"})
-    assert set(app.functions) == {"hello", "orders", "housekeeping", "jobs"}
-    order = http_request(
-        "POST",
-        "http://localhost/api/orders",
-        body=b'{"items": 3}',
-        headers={"content-type": "application/json"},
-    )
-    results = [
-        app.invoke("hello", hello("hello")),
-        app.invoke("orders", order),
-        app.invoke("housekeeping", timer_tick()),
-        app.invoke("jobs", queue_message("job", message_id="job-1")),
-        app.invoke("jobs", queue_message("job", message_id="job-1", dequeue_count=2)),
-    ]
-
-    assert [r.status for r in results] == ["success"] * 5, [r.error for r in results]
-    assert results[1].http_body == b'{"items": 3}'
-    stats = azure_collector.stats()
-    # hello 1, orders 2, housekeeping 1, jobs 1: the redelivered message counts once.
-    assert stats["events_stored"] == 5
-    assert stats["duplicates"] == 1
-
-
 @pytest.mark.parametrize("route", ["sync_hello", "async_hello"])
 def test_logs_only_delivery_sends_nothing_and_its_lines_replay_each_event_once(
     make_app: MakeApp, azure_collector: Collector, route: str, tmp_path: Path

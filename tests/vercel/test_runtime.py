@@ -24,7 +24,7 @@ from doow_serverless_dev.vercel_local import VercelResponse
 
 from ..polling import wait_for
 from ..replaying import export, replay_log
-from .conftest import EXAMPLE_DIR, FUNCTIONS_DIR, KINDS, TEST_KEY, MakeFunction
+from .conftest import FUNCTIONS_DIR, KINDS, TEST_KEY, MakeFunction
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -267,27 +267,6 @@ def test_the_api_key_never_appears_in_the_function_logs(
     assert "refused (401)" in logs  # the failure is reported ...
     assert TEST_KEY not in logs  # ... without the key
     assert TEST_KEY[-4:] in logs  # only its last characters, as a hint
-
-
-def test_the_example_meters_its_requests(
-    make_function: MakeFunction, vercel_collector: Collector
-) -> None:
-    function = make_function("api/index.py", project_dir=EXAMPLE_DIR)
-    hello = function.request("GET", "/api/hello")
-    order = function.request(
-        "POST",
-        "/api/orders",
-        body=b'{"items": 3}',
-        headers={"content-type": "application/json"},
-    )
-
-    assert hello.ok and order.ok
-    assert hello.json() == {"message": "hello from Vercel"}
-    assert order.status == 201
-    quantities = Counter[str]()
-    for event in vercel_collector.events():
-        quantities[event["measurements"][0]["metric_name"]] += event["measurements"][0]["quantity"]
-    assert quantities == {"api_calls": 2, "order_items": 3}
 
 
 @pytest.mark.parametrize("kind", KIND_NAMES)

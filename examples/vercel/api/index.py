@@ -2,8 +2,9 @@
 
 ``with_vercel`` flushes each request's usage events within the invocation's deadline: on
 Vercel the flush is handed to ``wait_until``, so it runs after the response is sent and
-the user does not wait for it. Deploy with ``vercel deploy``; try it locally with
-``vercel dev`` against a local collector (see docs/vercel.md).
+the user does not wait for it. Build and deploy it as README.md says (``vercel build``,
+then ``vercel deploy --prebuilt``); try it locally with ``vercel dev`` against a local
+collector (see docs/vercel.md).
 """
 
 from __future__ import annotations
@@ -40,3 +41,11 @@ def create_order() -> ResponseReturnValue:
     tracker.track("api_calls", 1, LICENSE_ID, attribution={"route": "/api/orders"})
     tracker.track("order_items", items, LICENSE_ID, unit="items")
     return jsonify(accepted=items), 201
+
+
+@app.get("/api/fail")
+def fail() -> ResponseReturnValue:
+    """A request that fails after it was metered: Flask answers 500, and the event tracked
+    before the exception is sent all the same."""
+    tracker.track("api_calls", 1, LICENSE_ID, attribution={"route": "/api/fail"})
+    raise RuntimeError("the upstream this request needs is down")

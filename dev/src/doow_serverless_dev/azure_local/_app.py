@@ -11,6 +11,10 @@ has not answered by then is a timeout, and the worker process is ended (the host
 after a function timeout). The app's output (its stdout and stderr, which the host sends
 on to its logs) is kept in ``output``; each answer says how much of it the worker had
 written before answering, and a worker that ended has its output read to the end.
+
+The worker process finds the host's side of this package through a folder that holds only
+it, so an interpreter with nothing but the library workers installed can run a deployment
+package: everything the app imports then comes from the package, as on Azure.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -201,12 +207,14 @@ class LocalFunctionApp:
         self._answered_at: dict[int, int] = {}
         self._output_ended = False
         self._pump: threading.Thread | None = None
+        self._host_dir: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> LocalFunctionApp:
         commands_read, commands_write = os.pipe()
         results_read, results_write = os.pipe()
+        self._host_dir = _host_code_folder()
         environment = {k: os.environ[k] for k in _PASSED_THROUGH if k in os.environ}
         environment.update(
             {
@@ -215,6 +223,8 @@ class LocalFunctionApp:
                 **self.environment,
             }
         )
+        paths = [self._host_dir, environment.get("PYTHONPATH", "")]
+        environment["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
         started = time.monotonic()
         self._process = subprocess.Popen(
             [
@@ -279,6 +289,13 @@ class LocalFunctionApp:
             )
 
     def stop(self) -> None:
+        try:
+            self._stop_worker()
+        finally:
+            if self._host_dir is not None:
+                shutil.rmtree(self._host_dir, ignore_errors=True)
+
+    def _stop_worker(self) -> None:
         process = self._process
         if process is None:
             return
@@ -493,6 +510,14 @@ class LocalFunctionApp:
 
     def _tail(self, lines: int = 40) -> str:
         return "\n".join(self.output[-lines:])
+
+
+def _host_code_folder() -> str:
+    """A new folder holding only a link to this distribution's package, for the worker's path."""
+    folder = tempfile.mkdtemp(prefix="doow-azure-host-")
+    package = Path(__file__).resolve().parents[1]
+    os.symlink(package, os.path.join(folder, package.name))
+    return folder
 
 
 def _check(response: dict[str, Any], what: str) -> None:

@@ -4,7 +4,9 @@ proxy worker drives it.
     python -m doow_serverless_dev.azure_local.worker APP_DIR --commands FD --results FD
 
 Run with the Python of the app (3.13 for ``azure-functions-runtime``). Like the proxy that
-the Functions host starts, this process puts the app on ``sys.path``, picks the library
+the Functions host starts, this process puts the app on ``sys.path``, ahead of it the
+dependencies of a deployment package (``.python_packages/lib/site-packages``: on Azure the
+app's own packages come before the worker's), picks the library
 worker (``azure_functions_runtime`` when the app has a ``function_app.py``, else
 ``azure_functions_runtime_v1``), starts its thread pool, and awaits its ``handle_event``
 coroutines with the host's requests on one event loop, each request in its own task so
@@ -33,6 +35,8 @@ from ._app import ANSWERED_MARK
 
 SCRIPT_FILE = "function_app.py"
 HOST = "127.0.0.1"
+# Where a deployment package holds the app's dependencies (Azure's docs, Python build options).
+PACKAGES = os.path.join(".python_packages", "lib", "site-packages")
 
 
 class WorkerRequest(NamedTuple):
@@ -200,6 +204,9 @@ def main(argv: list[str] | None = None, *, end: Callable[[int], Any] = os._exit)
     # As the proxy worker is started: in the app's folder, with the app importable.
     os.chdir(app_dir)
     sys.path.insert(0, app_dir)
+    packages = os.path.join(app_dir, PACKAGES)
+    if os.path.isdir(packages):
+        sys.path.insert(0, packages)
     runtime = load_runtime(app_dir)
     with (
         os.fdopen(args.commands, "r", encoding="utf-8") as commands,

@@ -9,18 +9,30 @@ that has ``vercel-runtime`` installed. The demo, the benchmarks and the tests us
 
     with VercelFunction("api/index.py", project_dir="examples/vercel", python=py312) as fn:
         response = fn.request("GET", "/api/hello")
+
+:class:`BuiltVercelFunction` runs what ``vercel build`` wrote instead (a ``.func`` folder,
+with its generated bootstrap, its vendored dependencies and runtime, its ``.vc-config.json``),
+under a bare interpreter of the runtime it names:
+
+    with BuiltVercelFunction(".vercel/output/functions/api/index.func", python=py312) as fn:
+        response = fn.request("GET", "/api/hello")
 """
 
 from __future__ import annotations
 
+from ._build import BuildError, FunctionBuild, read_build
 from ._drain import DrainDelivery, drain_delivery, drain_entries, sign
-from ._function import VercelFunction, VercelResponse
+from ._function import BuiltVercelFunction, VercelFunction, VercelResponse
 
 __all__ = [
+    "BuildError",
+    "BuiltVercelFunction",
     "DrainDelivery",
+    "FunctionBuild",
     "VercelFunction",
     "VercelResponse",
     "drain_delivery",
     "drain_entries",
+    "read_build",
     "sign",
 ]

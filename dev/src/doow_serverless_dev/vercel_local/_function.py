@@ -12,6 +12,8 @@ The platform side is played here, as Vercel's does it for the runtime's IPC mode
   is killed (the next request starts a new one, a cold start).
 
 The process is started on the first request and kept between requests (a warm instance).
+:class:`VercelFunction` serves a source file as the builder would wrap it;
+:class:`BuiltVercelFunction` serves a ``.func`` folder exactly as ``vercel build`` wrote it.
 """
 
 from __future__ import annotations
@@ -36,9 +38,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 from .._child_output import MAX_OUTPUT_LINES, start_pumping
+from ._build import BuildError, FunctionBuild, read_build, runtime_of
+
+_Function = TypeVar("_Function", bound="VercelFunction")
 
 DEFAULT_MAX_DURATION_S = 10.0
 DEFAULT_START_TIMEOUT_S = 30.0
@@ -47,6 +52,11 @@ _DRAIN_TIMEOUT_S = 5.0
 
 # What Vercel's Python builder generates as the function's entry: the runtime's module.
 _STUB = "import vercel_runtime.vc_init"
+# What the platform does with a built function: the folder first on sys.path (as Lambda's
+# task root), then the handler's module imported (in IPC mode, the import serves).
+_IMPORT_HANDLER = (
+    "import importlib, sys; sys.path.insert(0, sys.argv[1]); importlib.import_module(sys.argv[2])"
+)
 # Passed through from this process, so the interpreter and its tools keep working.
 _PASSED_THROUGH = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "LD_LIBRARY_PATH", "SYSTEMROOT")
 
@@ -97,6 +107,14 @@ class VercelResponse:
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+
+class _Launch(NamedTuple):
+    """How an instance's process is started (the platform's variables are added to it)."""
+
+    argv: list[str]
+    cwd: Path
+    environment: dict[str, str]
 
 
 @dataclass
@@ -189,16 +207,26 @@ class VercelFunction:
         start_timeout: float = DEFAULT_START_TIMEOUT_S,
         on_output: Callable[[str], object] | None = None,
     ) -> None:
-        if max_duration <= 0:
-            raise ValueError("max_duration must be greater than 0")
         self.project_dir = Path(project_dir).resolve()
         self.entry_path = (self.project_dir / entrypoint).resolve()
         if not self.entry_path.is_file():
             raise FileNotFoundError(f"no entrypoint {entrypoint!r} in {self.project_dir}")
         self.entrypoint = entrypoint
-        # Absolute (the process runs in project_dir), but not resolved: a venv's python is a link.
-        self.python = os.path.abspath(python) if os.sep in str(python) else str(python)
         self.variable = variable or _find_variable(self.entry_path)
+        self._setup(python, max_duration, environment, start_timeout, on_output)
+
+    def _setup(
+        self,
+        python: str | Path,
+        max_duration: float,
+        environment: Mapping[str, str] | None,
+        start_timeout: float,
+        on_output: Callable[[str], object] | None,
+    ) -> None:
+        if max_duration <= 0:
+            raise ValueError("max_duration must be greater than 0")
+        # Absolute (the process runs in another folder), not resolved: a venv's python is a link.
+        self.python = os.path.abspath(python) if os.sep in str(python) else str(python)
         self.max_duration = float(max_duration)
         self.environment = dict(environment or {})
         self.start_timeout = start_timeout
@@ -224,7 +252,7 @@ class VercelFunction:
         if instance is not None:
             instance.terminate(grace)
 
-    def __enter__(self) -> VercelFunction:
+    def __enter__(self: _Function) -> _Function:
         return self
 
     def __exit__(
@@ -331,6 +359,18 @@ class VercelFunction:
 
     # -- internals -----------------------------------------------------------------------
 
+    def _launch(self) -> _Launch:
+        """The builder's stub: the runtime's module, told where the entrypoint is."""
+        module = self.entrypoint.removesuffix(".py").replace("/", ".").replace("\\", ".")
+        environment = {
+            **self.environment,
+            "__VC_HANDLER_ENTRYPOINT": self.entrypoint,
+            "__VC_HANDLER_ENTRYPOINT_ABS": str(self.entry_path),
+            "__VC_HANDLER_MODULE_NAME": module,
+            "__VC_HANDLER_VARIABLE_NAME": self.variable,
+        }
+        return _Launch([self.python, "-c", _STUB], self.project_dir, environment)
+
     def _kill(self, instance: _Instance, *, counted: bool) -> None:
         with self._lock:
             if self._instance is instance:
@@ -354,25 +394,21 @@ class VercelFunction:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(ipc_path)
         listener.listen(1)
-        module = self.entrypoint.removesuffix(".py").replace("/", ".").replace("\\", ".")
+        launch = self._launch()
         environ = {key: os.environ[key] for key in _PASSED_THROUGH if key in os.environ}
-        environ.update(self.environment)
+        environ.update(launch.environment)
         environ.update(
             {
                 "VERCEL": "1",
                 "VERCEL_ENV": "development",
                 "VERCEL_REGION": "dev1",
                 "VERCEL_IPC_PATH": ipc_path,
-                "__VC_HANDLER_ENTRYPOINT": self.entrypoint,
-                "__VC_HANDLER_ENTRYPOINT_ABS": str(self.entry_path),
-                "__VC_HANDLER_MODULE_NAME": module,
-                "__VC_HANDLER_VARIABLE_NAME": self.variable,
                 "PYTHONUNBUFFERED": "1",
             }
         )
         process = subprocess.Popen(
-            [self.python, "-c", _STUB],
-            cwd=self.project_dir,
+            launch.argv,
+            cwd=launch.cwd,
             env=environ,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -476,6 +512,43 @@ class VercelFunction:
             with instance.changed:
                 (instance.ends if kind == "end" else instance.handler_started)[key] = now
                 instance.changed.notify_all()
+
+
+class BuiltVercelFunction(VercelFunction):
+    """A ``.func`` folder from ``vercel build``, run as the platform runs it.
+
+    The process starts in the folder with the environment of its ``.vc-config.json``
+    (``PYTHONPATH=_vendor``) and imports the module of its ``handler``: Vercel's generated
+    bootstrap, which loads the runtime and the dependencies vendored in the folder.
+    ``python`` must be the interpreter of the config's ``runtime`` (``python3.12``), with
+    nothing installed: everything the function imports must come from the folder.
+    ``max_duration`` defaults to the config's ``maxDuration``.
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        python: str | Path,
+        max_duration: float | None = None,
+        environment: Mapping[str, str] | None = None,
+        start_timeout: float = DEFAULT_START_TIMEOUT_S,
+        on_output: Callable[[str], object] | None = None,
+    ) -> None:
+        self.build: FunctionBuild = read_build(folder)
+        runtime = runtime_of(python)
+        if runtime != self.build.runtime:
+            raise BuildError(
+                f"{self.build.folder.name} is built for {self.build.runtime}; {python} is {runtime}"
+            )
+        self.project_dir = self.build.folder
+        duration = max_duration or self.build.max_duration or DEFAULT_MAX_DURATION_S
+        self._setup(python, duration, environment, start_timeout, on_output)
+
+    def _launch(self) -> _Launch:
+        argv = [self.python, "-c", _IMPORT_HANDLER, str(self.build.folder), self.build.module]
+        environment = {**self.build.environment, **self.environment}
+        return _Launch(argv, self.build.folder, environment)
 
 
 def _find_variable(entry: Path) -> str:
