@@ -283,7 +283,9 @@ def compress(body: bytes) -> bytes:
     GZIP_LEVEL, mtime=0)`` writes it, without importing gzip."""
     import zlib  # noqa: PLC0415 - small bodies are sent uncompressed
 
-    return zlib.compress(body, GZIP_LEVEL, wbits=31)
+    # A compressor object: zlib.compress() takes wbits only from Python 3.11 on.
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    return compressor.compress(body) + compressor.flush()
 
 
 def sanitize_server_text(text: object) -> str:
