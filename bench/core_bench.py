@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import gzip
 import json
 import os
 import random
@@ -35,6 +34,7 @@ from bench.harness import (
     BENCH_KEY,
     EVENT,
     CollectorProcess,
+    batch_body,
     collector_process,
     command_seconds,
     median,
@@ -337,7 +337,7 @@ def bench_collector_ingest(collector: CollectorProcess, quick: bool) -> float:
     import httpx
 
     seconds = 2.0 if quick else 5.0
-    batches = [_batch_body() for _ in range(40)]
+    batches = [batch_body() for _ in range(40)]
     counts = [0, 0]
     stop_at = time.monotonic() + seconds
 
@@ -367,24 +367,6 @@ def bench_collector_ingest(collector: CollectorProcess, quick: bool) -> float:
     for thread in threads:
         thread.join()
     return sum(counts) / (time.monotonic() - started)
-
-
-def _batch_body() -> bytes:
-    events = [
-        {
-            "event_id": str(uuid.uuid4()),
-            "license_id": "lic_abc123",
-            "occurred_at": "2026-11-22T10:15:30.123Z",
-            "source_system": "sdk",
-            "kind": "USAGE",
-            "unit": "tokens",
-            "attribution": {"model": "gpt-4o"},
-            "measurements": [{"metric_name": "tokens", "quantity": 1024}],
-        }
-        for _ in range(500)
-    ]
-    document = {"batch_id": str(uuid.uuid4()), "sdk_version": "bench", "events": events}
-    return gzip.compress(json.dumps(document).encode())
 
 
 def run(quick: bool = False) -> str:

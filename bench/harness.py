@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import socket
@@ -12,6 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,9 +48,7 @@ class CollectorProcess:
         self._process = process
 
     def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/stats", timeout=10) as answer:
-            document: dict[str, Any] = json.load(answer)
-            return document
+        return get_json(f"{self.url}/stats")
 
     def reset(self) -> None:
         request = urllib.request.Request(f"{self.url}/_doow/reset", method="POST", data=b"")
@@ -64,6 +64,12 @@ class CollectorProcess:
         )
         with urllib.request.urlopen(request, timeout=10):
             pass
+
+
+def get_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        document: dict[str, Any] = json.load(answer)
+        return document
 
 
 @contextlib.contextmanager
@@ -85,23 +91,52 @@ def collector_process() -> Iterator[CollectorProcess]:
             stderr=subprocess.DEVNULL,
         )
         running = CollectorProcess(f"http://127.0.0.1:{port}", process)
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    running.stats()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        raise RuntimeError("the collector did not start") from None
-                    time.sleep(0.05)
+        with serving(process, running.stats, "the collector", stop_wait=10):
             yield running
-        finally:
-            process.terminate()
+
+
+@contextlib.contextmanager
+def serving(
+    process: subprocess.Popen[bytes], probe: Callable[[], object], name: str, stop_wait: float
+) -> Iterator[None]:
+    """Once ``probe`` answers (within 20 s), until the block ends; then the process is
+    terminated (killed after ``stop_wait`` seconds)."""
+    try:
+        deadline = time.monotonic() + 20
+        while True:
             try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+                probe()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"{name} did not start") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(stop_wait)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def batch_body(size: int = 500) -> bytes:
+    """A gzip request body of ``size`` events with new ids, as an SDK sends it."""
+    events = [
+        {
+            "event_id": str(uuid.uuid4()),
+            "license_id": "lic_abc123",
+            "occurred_at": "2026-11-22T10:15:30.123Z",
+            "source_system": "sdk",
+            "kind": "USAGE",
+            "unit": "tokens",
+            "attribution": {"model": "gpt-4o"},
+            "measurements": [{"metric_name": "tokens", "quantity": 1024}],
+        }
+        for _ in range(size)
+    ]
+    document = {"batch_id": str(uuid.uuid4()), "sdk_version": "bench", "events": events}
+    return gzip.compress(json.dumps(document).encode())
 
 
 def per_call_seconds(call: Callable[[], object], calls: int, repeats: int) -> list[float]:

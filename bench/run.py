@@ -24,6 +24,7 @@ SECTIONS = [
     "bench.lambda_bench",
     "bench.vercel_bench",
     "bench.azure_bench",
+    "bench.daemon_bench",
 ]
 
 

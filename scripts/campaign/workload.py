@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from doow_serverless._core.wire import event_id_from_seed
+from doow_serverless._core.wire import IDEMPOTENCY_SEED_PREFIX, event_id_from_seed
 
 LICENSE = "lic_campaign"
 # The collector is started with this license refused: events under it get a 207 rejection.
@@ -33,7 +33,7 @@ class PlannedEvent:
 
 def event_id_for_key(idempotency_key: str) -> str:
     """The event id the SDK settles on for ``idempotency_key`` (the same in any process)."""
-    return event_id_from_seed("key:" + idempotency_key)
+    return event_id_from_seed(IDEMPOTENCY_SEED_PREFIX + idempotency_key)
 
 
 def plan_events(

@@ -15,20 +15,13 @@ from .conftest import KEY
 def send(
     collector: Collector, lines: list[str], *extra: str, key: str = KEY
 ) -> subprocess.CompletedProcess[str]:
+    arguments = ["--api-key", key, "--endpoint", collector.url, "--timeout", "10", *extra]
+    return run_send(lines, *arguments)
+
+
+def run_send(lines: list[str], *arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "doow_serverless",
-            "send",
-            "--api-key",
-            key,
-            "--endpoint",
-            collector.url,
-            "--timeout",
-            "10",
-            *extra,
-        ],
+        [sys.executable, "-m", "doow_serverless", "send", *arguments],
         input="".join(line + "\n" for line in lines),
         text=True,
         capture_output=True,
@@ -99,23 +92,7 @@ def test_the_config_file_is_read_and_flags_beat_it(collector: Collector, tmp_pat
             }
         )
     )
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "doow_serverless",
-            "send",
-            "--config",
-            str(config),
-            "--endpoint",
-            collector.url,
-        ],
-        input=GOOD[0] + "\n",
-        text=True,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
+    completed = run_send(GOOD[:1], "--config", str(config), "--endpoint", collector.url)
     assert completed.returncode == 0, completed.stderr
     [stored] = collector.events()
     assert stored["attribution"] == {"service": "billing-worker"}
@@ -123,7 +100,33 @@ def test_the_config_file_is_read_and_flags_beat_it(collector: Collector, tmp_pat
 
 def test_a_bad_config_file_is_a_clear_error(collector: Collector, tmp_path: Path) -> None:
     config = tmp_path / "doow-track.json"
-    config.write_text('{"apiKey": "dk_x", "flush_at": 5}')
+    config.write_text('{"apiKey": "dk_x", "flushEvery": 5}')
     completed = send(collector, GOOD, "--config", str(config))
     assert completed.returncode == 2
-    assert "unknown key(s) 'flush_at'" in completed.stderr
+    assert "unknown key(s) 'flushEvery'" in completed.stderr
+    config.write_text('{"apiKey": "dk_x", "api_key": "dk_y"}')
+    completed = send(collector, GOOD, "--config", str(config))
+    assert completed.returncode == 2
+    assert "gives 'api_key' twice" in completed.stderr
+    assert "dk_y" not in completed.stderr
+
+
+def test_the_snake_case_keys_the_node_cli_reads_are_read_too(
+    collector: Collector, tmp_path: Path
+) -> None:
+    config = tmp_path / "doow-track.json"
+    config.write_text(
+        json.dumps(
+            {
+                "api_key": KEY,
+                "endpoint": collector.url,
+                "flush_at": 5,
+                "flush_interval": 1000,
+                "attribution": {"service": "billing-worker"},
+            }
+        )
+    )
+    completed = run_send(GOOD[:1], "--config", str(config))
+    assert completed.returncode == 0, completed.stderr
+    [stored] = collector.events()
+    assert stored["attribution"] == {"service": "billing-worker"}

@@ -24,11 +24,12 @@ LAYERS: list[tuple[str, ...]] = [
     ("_durability",),
     ("_client",),
     ("_invocation",),
-    ("aws_lambda", "vercel", "azure_functions", "cli"),
+    ("aws_lambda", "vercel", "azure_functions", "cli", "daemon"),
     ("forwarders",),
     ("__init__", "__main__"),
 ]
-# Modules of one layer that must not import each other (each platform stands alone).
+# Modules of one layer that must not import each other (each platform stands alone; the
+# daemon is not one: `cli` runs it).
 APART = {"aws_lambda", "vercel", "azure_functions", "cli"}
 
 

@@ -24,7 +24,7 @@ from .._core.config import TrackerConfig, redact, resolve_config
 from .._core.constants import LOGGER_NAME
 from .._core.deadline import Deadline
 from .._core.errors import DoowError
-from .._core.wire import encode_batch, read_event
+from .._core.wire import encoding_problem, read_event
 from .._delivery.outbox import Outbox, pack_documents
 from .._delivery.transport import HttpTransport, Transport
 from .._durability.lines import read_log
@@ -92,12 +92,14 @@ def _problem(document: object) -> str | None:
     A valid document gets its canonical event id."""
     try:
         checked = read_event(document)
-        if isinstance(checked, str):
-            return checked
-        assert isinstance(document, dict)
-        encode_batch("", [document])  # NaN, say, passes JSON parsing but not encoding
     except (ValueError, TypeError, RecursionError) as exc:
-        return f"cannot be encoded ({exc})"
+        return f"cannot be read ({exc})"
+    if isinstance(checked, str):
+        return checked
+    assert isinstance(document, dict)
+    problem = encoding_problem(document)  # NaN, say, passes JSON parsing but not encoding
+    if problem is not None:
+        return problem
     document["event_id"] = checked.event_id
     return None
 

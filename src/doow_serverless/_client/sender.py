@@ -43,6 +43,7 @@ from .._delivery.send import (
 )
 from .._delivery.transport import Transport
 from .._durability.carryover import CarryOver
+from .._durability.spool import Spool
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -91,6 +92,10 @@ class Sender:
     ``serverless``: the process may be frozen, then killed, after any flush, so a flush
     keeps what it leaves undelivered (a log line, the spool) before it returns, and
     batches adopted from a dead process's spool get a line when adopted.
+
+    ``spool``: one the caller opened and writes batches to before queueing them (the
+    daemon): files are removed from it as their batches are answered for, and it stays
+    open when the sender closes.
     """
 
     def __init__(
@@ -101,13 +106,14 @@ class Sender:
         *,
         report: Report,
         serverless: bool,
+        spool: Spool | None = None,
     ) -> None:
         self._config = config
         self._transport = transport
         self._outbox = outbox
         self._report = report
         self._serverless = serverless
-        self._carry_over = CarryOver(config)
+        self._carry_over = CarryOver(config, spool)
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._stopped: DoowDeliveryError | None = None  # why sending stopped for good

@@ -37,7 +37,7 @@ from .._core.events import (
 )
 from .._core.platform import detect_platform
 from .._core.scope import Idempotency, current_invocation, current_scope, process_scope
-from .._core.wire import JSON_UTF8, canonical_uuid
+from .._core.wire import IDEMPOTENCY_SEED_PREFIX, JSON_UTF8, canonical_uuid
 from .._delivery.outbox import CLOSED, FULL, Outbox
 from .._delivery.transport import HttpTransport, Transport
 from .sender import FlushResult, Sender
@@ -295,7 +295,7 @@ class DoowTracker:
                     raise DoowValidationError(
                         "idempotency_key", "must be a non-empty string when given"
                     )
-                id_seed = "key:" + idempotency_key
+                id_seed = IDEMPOTENCY_SEED_PREFIX + idempotency_key
             else:
                 scope = current_scope.get() or process_scope.current
                 if scope is not None:

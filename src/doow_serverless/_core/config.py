@@ -310,9 +310,16 @@ def default_spool_dir(env: EnvReader) -> str:
 
 
 def user_spool_dir(env: EnvReader) -> str | None:
-    """Where a program off serverless platforms leaves what it could not deliver: the
-    user's state directory (``$XDG_STATE_HOME``, else ``~/.local/state``; on macOS
-    ``~/Library/Application Support``), or None when there is no home to find."""
+    """Where a program off serverless platforms leaves what it could not deliver, in the
+    user's state directory (see :func:`user_state_dir`)."""
+    state = user_state_dir(env)
+    return None if state is None else os.path.join(state, C.SPOOL_DIR_NAME)
+
+
+def user_state_dir(env: EnvReader) -> str | None:
+    """``doow-serverless`` in the user's state directory (``$XDG_STATE_HOME``, else
+    ``~/.local/state``; on macOS ``~/Library/Application Support``), or None when there
+    is no home to find."""
     import sys  # noqa: PLC0415 - once, at construction
 
     base = env.raw("XDG_STATE_HOME") or os.environ.get("XDG_STATE_HOME")
@@ -324,7 +331,7 @@ def user_spool_dir(env: EnvReader) -> str | None:
             ("Library", "Application Support") if sys.platform == "darwin" else (".local", "state")
         )
         base = os.path.join(home, *parts)
-    return os.path.join(base, "doow-serverless", C.SPOOL_DIR_NAME)
+    return os.path.join(base, "doow-serverless")
 
 
 def _explicit_bool(argument: str, value: Maybe[bool]) -> bool | None:
@@ -362,6 +369,19 @@ def _resolve_key(explicit: Maybe[str | None], env: EnvReader, blockers: list[str
         blockers.append(f"{C.ENV_API_KEY} is not a Doow SDK key")
         return None
     return key
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback IP address (IPv4, IPv6, or IPv4 mapped in IPv6)."""
+    import ipaddress  # noqa: PLC0415 - servers only
+
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def is_printable_ascii(text: str) -> bool:

@@ -37,6 +37,13 @@ FAST_JSON_MIN_EVENTS = 100
 # Lambda gives a function 512 MB of /tmp by default; the spool takes at most an eighth.
 DEFAULT_SPOOL_MAX_BYTES = 64 * 1024 * 1024
 SPOOL_DIR_NAME = "doow-spool"
+# The daemon's defaults: where it listens, how much it keeps on disk and in memory, and
+# how long a stop may take to forward what it holds.
+DAEMON_HOST = "127.0.0.1"
+DAEMON_PORT = 8788
+DAEMON_SPOOL_DIR_NAME = "daemon-spool"
+DAEMON_SPOOL_MAX_BYTES = 256 * 1024 * 1024
+DAEMON_GRACE_S = 10.0
 
 # Bounds on what one event may carry.
 MAX_NAME_LENGTH = 256
@@ -83,6 +90,11 @@ ENV_VERCEL_DRAIN_SECRET = "DOOW_TRACK_VERCEL_DRAIN_SECRET"  # noqa: S105 - a nam
 ENV_VERCEL_DRAIN_VERIFY = "DOOW_TRACK_VERCEL_DRAIN_VERIFY"
 ENV_EVENT_HUB_NAME = "DOOW_TRACK_EVENT_HUB_NAME"
 ENV_EVENT_HUB_CONNECTION = "DOOW_TRACK_EVENT_HUB_CONNECTION"
+
+# The daemon: the local token its clients present (also read from a file, never a flag),
+# and the input the Node CLI reads from its environment (stdin, file:PATH or tcp:PORT).
+ENV_DAEMON_TOKEN = "DOOW_TRACK_DAEMON_TOKEN"  # noqa: S105 - a variable name, not a secret
+ENV_INPUT = "DOOW_TRACK_INPUT"
 
 # Variables the platforms set, by which the SDK knows where it runs.
 ENV_LAMBDA_FUNCTION_NAME = "AWS_LAMBDA_FUNCTION_NAME"

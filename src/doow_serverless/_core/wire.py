@@ -2,7 +2,8 @@
 
 Client side: settle an event's id, encode events one by one (so a batch's size is known
 exactly before it is built), join them into a batch body, read a 207 answer.
-Server side: decode a request body (gzip capped), check a batch and each event in it.
+Server side (the collector's and the daemon's): decode a request body (gzip capped), check
+a batch and each event in it, the body of an error answer.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from .events import (
 # Deterministic ids (idempotency keys, invocation ids) are UUIDv5 in this namespace, so the
 # same key always names the same event, in any process, on any machine.
 EVENT_ID_NAMESPACE = "6f1c1d0e-4a8b-5c7e-9d3f-2b6a8e4c1f70"
+# The seed of an event given an idempotency key is this prefix and the key.
+IDEMPOTENCY_SEED_PREFIX = "key:"
 
 # The one compact encoder of the package (and its escaped twin, for streams that cannot
 # carry UTF-8): request bodies, log lines and private copies of metadata all use it.
@@ -341,6 +344,9 @@ def read_error_message(body: bytes) -> str:
 # Server side
 
 
+_MAX_ECHOED_ID = 128
+
+
 class WireError(Exception):
     """A request the collector refuses as a whole, with its HTTP status and reason."""
 
@@ -348,6 +354,63 @@ class WireError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+# Spelled out so the names do not change with the Python version (3.13 renamed 413).
+_ERROR_CLASSES = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    408: "RequestTimeout",
+    411: "LengthRequired",
+    413: "PayloadTooLarge",
+    414: "URITooLong",
+    415: "UnsupportedMediaType",
+    417: "ExpectationFailed",
+    429: "TooManyRequests",
+    431: "RequestHeaderFieldsTooLarge",
+    500: "InternalServerError",
+    502: "BadGateway",
+    503: "ServiceUnavailable",
+    504: "GatewayTimeout",
+}
+
+
+def error_class(status: int) -> str:
+    known = _ERROR_CLASSES.get(status)
+    if known is not None:
+        return known
+    from http import HTTPStatus  # noqa: PLC0415 - server side only
+
+    try:
+        return HTTPStatus(status).phrase.title().replace(" ", "").replace("-", "")
+    except ValueError:
+        return "HttpError"
+
+
+def error_body(status: int, message: str) -> dict[str, str]:
+    """The body of an error answer, as Doow's: ``{"message", "errorClass"}``."""
+    return {"message": message, "errorClass": error_class(status)}
+
+
+def echoed_id(item: object) -> str | None:
+    """The id an invalid event claims, so the client can tell which one was refused."""
+    if isinstance(item, dict):
+        event_id = item.get("event_id")
+        if isinstance(event_id, str):
+            return event_id[:_MAX_ECHOED_ID]
+    return None
+
+
+def encoding_problem(document: dict[str, Any]) -> str | None:
+    """Why a parsed event document cannot be encoded again (NaN, a lone surrogate), if so."""
+    try:
+        encode_batch("", [document])
+    except (ValueError, TypeError, RecursionError) as exc:
+        return f"cannot be encoded ({exc})"
+    return None
 
 
 def decode_body(

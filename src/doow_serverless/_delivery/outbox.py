@@ -273,6 +273,16 @@ class Outbox:
             self._recovered_waiting += adopted
             self._changed.notify_all()
 
+    def append(self, batches: Sequence[Batch]) -> None:
+        """Batches whose event ids are settled already (a relay's intake), at the back, in
+        order, counted as accepted; the caller bounds how many events it puts here."""
+        with self._lock:
+            self._ready.extend(batches)
+            added = sum(len(batch) for batch in batches)
+            self._count += added
+            self._accepted += added
+            self._changed.notify_all()
+
     def form_one(self, attribution: Attribution | None, refused: list[Unencodable]) -> Batch | None:
         """Turn the oldest pending events into one more waiting batch (ids settled)."""
         with self._lock:

@@ -48,7 +48,10 @@ LOGS_ONLY = "logs-only delivery"
 
 
 class CarryOver:
-    def __init__(self, config: TrackerConfig) -> None:
+    """``spool``: one the caller opened and writes to (the daemon's, which acknowledges a
+    batch once it is spooled): used as it is, never adopted from or closed here."""
+
+    def __init__(self, config: TrackerConfig, spool: Spool | None = None) -> None:
         self._config = config
         self._log = config.log_unsent
         self._log_ahead = config.log_unsent and config.log_ahead
@@ -58,9 +61,10 @@ class CarryOver:
         # waits for lines as long as it takes (the last resort), for the spool only so long.
         self._logging = threading.Lock()
         self._spooling = threading.Lock()
-        self._opened = False
-        self._spool: Spool | None = None
-        if config.spool_dir is not None:
+        self._opened = spool is not None  # the owner opened it
+        self._owns_spool = spool is None
+        self._spool = spool
+        if spool is None and config.spool_dir is not None:
             self._spool = Spool(config.spool_dir, config.spool_max_bytes)
         # Log lines written and not answered for yet: how many batches hold events of each.
         self._lines: dict[str, int] = {}
@@ -331,7 +335,7 @@ class CarryOver:
             yield formed
 
     def close(self) -> None:
-        if self._spool is not None:
+        if self._spool is not None and self._owns_spool:
             self._spool.close()
 
     def forget_after_fork(self) -> None:

@@ -1,4 +1,4 @@
-"""The ``doow-serverless`` command: ``send`` (pipe mode) and ``replay``.
+"""The ``doow-serverless`` command: ``send`` (pipe mode), ``replay`` and ``daemon``.
 
 Other distributions add commands through the entry-point group ``doow_serverless.commands``
 (doow-serverless-dev adds ``collector``, ``events`` and ``invoke``): the library never
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._core import constants as C
+from ._daemon import add_daemon_command
 from ._replay import run_replay
 from ._send import run_send
 from ._settings import add_connection_options
@@ -115,6 +116,8 @@ def _build() -> tuple[argparse.ArgumentParser, set[str]]:
     replay.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     replay.add_argument("--debug", action="store_true", help="debug logging on stderr")
     replay.set_defaults(run=run_replay)
+
+    add_daemon_command(commands)
 
     _add_plugin_commands(commands)
     return parser, set(commands.choices)

@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import IO, Any
 
 from .._core.errors import DoowError, DoowValidationError
+from .._core.ndjson import read_line
 from ._settings import tracker_settings
-
-# Fields a line may carry, mapped to the tracker's argument names.
-_EVENT_FIELDS = {
-    "metric": "metric",
-    "quantity": "quantity",
-    "license_id": "license_id",
-    "unit": "unit",
-    "attribution": "attribution",
-    "metadata": "metadata",
-    "kind": "kind",
-    "timestamp": "timestamp",
-    "occurred_at": "timestamp",
-    "event_id": "event_id",
-    "idempotency_key": "idempotency_key",
-    "source_system": "source_system",
-}
 
 
 def run_send(args: argparse.Namespace, stdin: IO[str] | None = None) -> int:
@@ -68,19 +52,9 @@ def run_send(args: argparse.Namespace, stdin: IO[str] | None = None) -> int:
 
 
 def _track_line(tracker: Any, line: str, idempotency_key: str | None) -> str | None:
-    try:
-        document = json.loads(line)
-    except ValueError as exc:
-        return f"malformed JSON ({exc})"
-    if not isinstance(document, dict):
-        return f"must be a JSON object, got {type(document).__name__}"
-    unknown = sorted(set(document) - set(_EVENT_FIELDS))
-    if unknown:
-        return f"unknown field(s) {', '.join(map(repr, unknown))}"
-    missing = [name for name in ("metric", "quantity", "license_id") if name not in document]
-    if missing:
-        return f"missing {', '.join(missing)}"
-    arguments = {_EVENT_FIELDS[name]: value for name, value in document.items()}
+    arguments = read_line(line)
+    if isinstance(arguments, str):
+        return arguments
     if idempotency_key and "event_id" not in arguments and "idempotency_key" not in arguments:
         arguments["idempotency_key"] = idempotency_key
     try:

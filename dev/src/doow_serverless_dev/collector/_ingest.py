@@ -12,6 +12,7 @@ from doow_serverless._core.wire import (
     WireBatch,
     WireError,
     decode_body,
+    echoed_id,
     new_random_id,
     read_batch,
     read_event,
@@ -25,7 +26,6 @@ from ._store import EventStore, Row
 
 UNKNOWN_LICENSE = "unknown license"
 REJECTED_BY_PLAN = "rejected by fault plan"
-_MAX_ECHOED_ID = 128
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class Ingestor:
         for position, item in enumerate(batch.events):
             event = read_event(item)
             if isinstance(event, str):
-                rejections.append({"event_id": _echoed_id(item), "reason": event})
+                rejections.append({"event_id": echoed_id(item), "reason": event})
             elif event.license_id in reject_licenses:
                 rejections.append({"event_id": event.event_id, "reason": UNKNOWN_LICENSE})
             elif reject_first > 0:
@@ -135,12 +135,3 @@ class Ingestor:
             return Outcome(202, body, note)
         body["rejections"] = rejections
         return Outcome(207, body, note)
-
-
-def _echoed_id(item: object) -> str | None:
-    """The id an invalid event claims, so the client can tell which one it was."""
-    if isinstance(item, dict):
-        event_id = item.get("event_id")
-        if isinstance(event_id, str):
-            return event_id[:_MAX_ECHOED_ID]
-    return None
