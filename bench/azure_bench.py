@@ -4,7 +4,8 @@ Every app runs in ``azure-functions-runtime`` (Python 3.13, ``.venv-azure``) wit
 ``_azure_local`` playing the Functions host; the collector runs in its own process. Figures:
 - import: what importing the integration adds to a worker that has the library loaded;
 - warm invocation: latency added by with_azure_function with one event over the bare
-  function, as a ratio to one raw httpx keep-alive POST of the same batch;
+  function, as a ratio to one raw keep-alive POST of the same batch (httpcore, the SDK's own
+  HTTP library: the worker's environment has no other);
 - cold start: worker start to first response, with and without the SDK;
 - timeout: when the endpoint hangs, how long before the function timeout each invocation
   answers.
@@ -115,7 +116,7 @@ def bench_imports(python: str, quick: bool) -> str:
     labels = [
         "import doow_serverless",
         "then import doow_serverless.azure_functions",
-        "then prepare(): import httpx, build its client (done at indexing)",
+        "then prepare(): import httpcore, TLS context, pool (done at indexing)",
         "for scale: import azure.functions in a fresh interpreter (not imported by us)",
     ]
     rows = [
@@ -163,7 +164,7 @@ def bench_warm(python: str, collector: CollectorProcess, quick: bool) -> tuple[s
             f"{ours_async * 1000:.2f} ms",
             f"+{(ours_async - plain) * 1000:.2f} ms",
         ],
-        ["bare function + one raw httpx POST", f"{raw * 1000:.2f} ms", f"+{post * 1000:.2f} ms"],
+        ["bare function + one raw httpcore POST", f"{raw * 1000:.2f} ms", f"+{post * 1000:.2f} ms"],
     ]
     ratio = (ours - plain) / post if post > 0 else float("nan")
     section = "\n".join(

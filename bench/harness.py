@@ -19,6 +19,15 @@ from pathlib import Path
 from typing import Any
 
 BENCH_KEY = "dk_bench_0000000000000000"
+# The event every core benchmark tracks: a metric, a quantity, a license, a unit, one
+# attribution key.
+EVENT: dict[str, Any] = {
+    "metric": "tokens",
+    "quantity": 1024,
+    "license_id": "lic_abc123",
+    "unit": "tokens",
+    "attribution": {"model": "gpt-4o"},
+}
 
 
 def free_port() -> int:

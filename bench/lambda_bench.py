@@ -4,8 +4,9 @@ Every handler runs in `python -m awslambdaric` with lambda_local playing the Run
 the collector runs in its own process. Figures:
 - warm invocation: latency added by with_lambda with one event over the bare handler, as a
   ratio to one raw httpx keep-alive POST of the same batch (target <= 1.5x);
-- cold start: process start to first response, without an SDK, with doow-serverless (and
-  without its init-time client preparation), and with doow-track 0.1.2 doing the same job;
+- cold start: process start to first response and to the invocation's end, without an
+  SDK, with doow-serverless in each delivery mode (and in sync mode with the client built
+  in the first flush rather than at init), and with doow-track 0.1.2 doing the same job;
 - deadline: when the endpoint hangs, how long before its deadline each invocation answers.
 
     .venv/bin/python bench/lambda_bench.py [--quick]      # needs the bench extra
@@ -113,82 +114,121 @@ def bench_warm(collector: CollectorProcess, quick: bool) -> tuple[str, float]:
     return section, added / post
 
 
+COLD_LABELS = {
+    "plain": "no SDK",
+    "ours:sync": "sync (the default): client built at init",
+    "ours_unprepared": "sync, client built in the first flush instead",
+    "ours:after-response": "after-response: client built by the first flush, after the response",
+    "ours:logs": "logs-only: no client at all",
+    "official": "doow-track 0.1.2, flush() in the handler",
+}
+
+
 def bench_cold(collector: CollectorProcess, quick: bool) -> str:
     repeats = 5 if quick else 15
-    names = ("plain", "ours", "ours_unprepared", "official")
-    labels = {
-        "plain": "no SDK",
-        "ours": "doow-serverless (client prepared at init)",
-        "ours_unprepared": "doow-serverless without prepare()",
-        "official": "doow-track 0.1.2, flush() in the handler",
-    }
-    totals: dict[str, list[float]] = {name: [] for name in names}
+    names = tuple(COLD_LABELS)
+    responses: dict[str, list[float]] = {name: [] for name in names}
+    completes: dict[str, list[float]] = {name: [] for name in names}
     firsts: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(repeats):
-        for name in names:
+        for name in names:  # interleaved, so drift hits every handler alike
             with functions(collector, name) as (function,):
                 started = time.perf_counter()
                 result = checked(function.invoke({}))
-                totals[name].append(time.perf_counter() - started)
+                # invoke() returns once the invocation is complete (every extension
+                # released it); the response came `completed - duration` before that.
+                complete = time.perf_counter() - started
                 assert result.duration is not None
+                assert result.completed is not None
+                completes[name].append(complete)
+                responses[name].append(complete - result.completed + result.duration)
                 firsts[name].append(result.duration)
-    base = median(totals["plain"])
+    base = median(responses["plain"])
     rows = [
         [
-            labels[name],
-            f"{median(totals[name]) * 1000:.0f} ms",
-            f"+{(median(totals[name]) - base) * 1000:.0f} ms" if name != "plain" else "-",
+            COLD_LABELS[name],
+            f"{median(responses[name]) * 1000:.0f} ms",
+            f"+{(median(responses[name]) - base) * 1000:.0f} ms" if name != "plain" else "-",
+            f"{median(completes[name]) * 1000:.0f} ms",
             f"{median(firsts[name]) * 1000:.1f} ms",
         ]
         for name in names
     ]
     return "\n".join(
         [
-            f"Cold starts, {repeats} each: a new runtime process per start.",
+            f"Cold starts, {repeats} each, interleaved: a new runtime process per start, one "
+            "event. *First response*: process start to the runtime's answer; *complete*: "
+            "until the runtime and every extension called `next` (after-response flushes in "
+            "between); *first invocation*: hand-out to answer.",
             "",
             table(
-                ["handler", "process start → first response", "over no SDK", "first invocation"],
+                [
+                    "handler",
+                    "start → first response",
+                    "over no SDK",
+                    "start → complete",
+                    "first invocation",
+                ],
                 rows,
             ),
         ]
     )
 
 
-# Timed inside a fresh interpreter, step by step, so each figure is that step's own cost.
+# Timed inside a fresh interpreter that has loaded what the runtime client loads before
+# the handler module, step by step, so each figure is that step's own cost.
 _IMPORT_STEPS = """
-import time
+import tempfile, time
+import awslambdaric.bootstrap
+spool = tempfile.mkdtemp()
 t0 = time.perf_counter()
 import doow_serverless
 t1 = time.perf_counter()
 import doow_serverless.aws_lambda
 t2 = time.perf_counter()
-doow_serverless.DoowTracker("dk_x", environ={"AWS_LAMBDA_FUNCTION_NAME": "b"}).prepare()
+tracker = doow_serverless.DoowTracker(
+    "dk_x", endpoint="https://api.doow.co", spool=spool,
+    environ={"AWS_LAMBDA_FUNCTION_NAME": "b"},
+)
+tracker.prepare(connect=False)
 t3 = time.perf_counter()
-print(t1 - t0, t2 - t1, t3 - t2)
+import httpcore
+t4 = time.perf_counter()
+from doow_serverless._delivery.transport import ssl_context
+ssl_context({})
+t5 = time.perf_counter()
+tracker.prepare()
+t6 = time.perf_counter()
+print(t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)
 """
 
 
 def bench_imports(quick: bool) -> str:
     repeats = 7 if quick else 21
-    figures: list[list[float]] = [[], [], []]
+    labels = [
+        "import doow_serverless",
+        "then import doow_serverless.aws_lambda",
+        "then DoowTracker() and prepare(connect=False): the spool adopted (every mode)",
+        "then import httpcore (sync: at init; after-response, background: first flush)",
+        "then the TLS context: certifi's CA bundle, once per process",
+        "then the connection pool",
+    ]
+    figures: list[list[float]] = [[] for _ in labels]
     for _ in range(repeats):
         out = subprocess.run(
             [sys.executable, "-c", _IMPORT_STEPS], capture_output=True, text=True, check=True
         ).stdout
         for column, value in zip(figures, out.split(), strict=True):
             column.append(float(value))
-    labels = [
-        "import doow_serverless",
-        "then import doow_serverless.aws_lambda",
-        "then prepare(): import httpx, build its client (done at decoration)",
-    ]
     rows = [
         [label, f"{median(column) * 1000:.1f} ms"]
         for label, column in zip(labels, figures, strict=True)
     ]
     return "\n".join(
         [
-            f"Init-phase costs, each step timed inside a fresh interpreter, median of {repeats}.",
+            f"Init-phase costs, each step timed inside a fresh interpreter that has loaded "
+            f"what the runtime client loads first (`awslambdaric.bootstrap`), median of "
+            f"{repeats}.",
             "",
             table(["step", "time"], rows),
         ]

@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 # Each module exposes run(quick) -> a markdown section. Later platforms add theirs here.
 SECTIONS = [
     "bench.core_bench",
+    "bench.profile_flush",
     "bench.lambda_bench",
     "bench.vercel_bench",
     "bench.azure_bench",

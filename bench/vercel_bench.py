@@ -164,7 +164,7 @@ def bench_imports(quick: bool) -> str:
     labels = [
         "import doow_serverless",
         "then import doow_serverless.vercel",
-        "then build the HTTP client (import httpx): in the first flush",
+        "then build the HTTP client (import httpcore, TLS context, pool): in the first flush",
     ]
     rows = [
         [label, f"{median(column) * 1000:.2f} ms"]

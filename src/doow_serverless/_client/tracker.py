@@ -386,19 +386,23 @@ class DoowTracker:
         self._sender.close()
         return result
 
-    def prepare(self) -> None:
-        """Build the HTTP connection pool now rather than at the first flush, adopt what
-        dead processes left in the spool, and load what settling event ids needs.
+    def prepare(self, *, connect: bool = True) -> None:
+        """Adopt what dead processes left in the spool, and build the HTTP connection pool
+        now rather than at the first flush (``connect=False``: the pool is left to the
+        first flush).
 
-        Platform wrappers call this while the function initialises, so the first
-        invocation does not pay for importing the HTTP library and loading certificates,
-        and its events get their log line as soon as its handler returns.
+        Platform wrappers call this while the function initialises, so a first response
+        that waits for a flush does not also wait for importing the HTTP library and
+        loading certificates. Where the flush runs after the response, they pass
+        ``connect=False``: the first response does not need the pool. What settling event
+        ids needs is loaded here too, so a handler's events get their log line as soon as
+        it returns.
         """
         if self._enabled:
             prepare_ids()
             self._sender.open()
         prepare = getattr(self._transport, "prepare", None)
-        if self._enabled and not self._config.send_blocker and prepare is not None:
+        if connect and self._enabled and not self._config.send_blocker and prepare is not None:
             try:
                 prepare(self._config.ingest_url)
             except Exception:

@@ -28,6 +28,12 @@ DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_RETRY_COUNT = 3
 DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0
 GZIP_MIN_BYTES = 1024
+# gzip level 1: against 6, a third of the CPU for 9-18% more bytes on the wire (a 500-event
+# batch: about 1 ms less, 2-5 KB more); `bench/core_bench.py` measures every level.
+GZIP_LEVEL = 1
+# A batch of at least this many events loads orjson (the `fast` extra) if it is installed:
+# importing it costs more than a function's few events a flush can win back.
+FAST_JSON_MIN_EVENTS = 100
 # Lambda gives a function 512 MB of /tmp by default; the spool takes at most an eighth.
 DEFAULT_SPOOL_MAX_BYTES = 64 * 1024 * 1024
 SPOOL_DIR_NAME = "doow-spool"

@@ -13,11 +13,15 @@ import json
 import math
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from json.encoder import encode_basestring
 from typing import Any, NamedTuple
 
 from .constants import (
     DEFAULT_SOURCE_SYSTEM,
+    FAST_JSON_MIN_EVENTS,
+    GZIP_LEVEL,
     KIND_USAGE,
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
@@ -48,24 +52,41 @@ JSON_UTF8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_na
 JSON_ASCII = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
+# The variant nibble of an RFC 4122 UUID is 8, 9, a or b: two bits of the hash or of
+# chance under "10".
+_VARIANT_NIBBLE = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+_NAMESPACE_BYTES = bytes.fromhex(EVENT_ID_NAMESPACE.replace("-", ""))
 
-# uuid is imported on first use: in Python 3.11 it pulls in `platform`, a few ms of cold
-# start that importing the package need not pay. The platform wrappers pay it while the
-# function initialises (prepare_ids, from DoowTracker.prepare), not between a handler's
-# return and the log line that keeps its events: a kill there would find them in memory.
+
 def event_id_from_seed(seed: str) -> str:
-    import uuid  # noqa: PLC0415
+    """``str(uuid.uuid5(UUID(EVENT_ID_NAMESPACE), seed))``, a quarter of the cost, and
+    without importing uuid (in Python 3.11 it pulls in ``platform``, milliseconds of cold
+    start): on Lambda every event's id is derived, so a flush of 500 events draws 500."""
+    digest = _sha1()(_NAMESPACE_BYTES + seed.encode()).hexdigest()
+    return (
+        f"{digest[:8]}-{digest[8:12]}-5{digest[13:16]}-"
+        f"{_VARIANT_NIBBLE[digest[16]]}{digest[17:20]}-{digest[20:32]}"
+    )
 
-    return str(uuid.uuid5(uuid.UUID(EVENT_ID_NAMESPACE), seed))
+
+@functools.cache
+def _sha1() -> Callable[[bytes], Any]:
+    # The interpreter's own SHA-1 (0.2 ms to import) rather than hashlib's (2-3 ms: it loads
+    # OpenSSL's), imported with the first derived id: this one is part of a cold start.
+    from importlib import import_module  # noqa: PLC0415
+
+    try:
+        sha1: Callable[[bytes], Any] = import_module("_sha1").sha1
+    except ImportError:  # pragma: no cover - an interpreter built without it
+        from hashlib import sha1  # noqa: PLC0415
+    return sha1
 
 
 def prepare_ids() -> None:
-    """Load now what deriving an event id needs (see above)."""
+    """Load now what deriving an event id needs. The platform wrappers call it while the
+    function initialises (from DoowTracker.prepare), not between a handler's return and
+    the log line that keeps its events: a kill there would find them in memory."""
     event_id_from_seed("")
-
-
-# The variant nibble of an RFC 4122 UUID is 8, 9, a or b: two random bits under "10".
-_VARIANT_NIBBLE = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def new_random_ids(count: int) -> list[str]:
@@ -117,23 +138,99 @@ def event_document(
     event: QueuedEvent, event_id: str, default_attribution: Attribution | None
 ) -> dict[str, Any]:
     """The JSON object of one event, as the official SDKs send it."""
+    # Unpacked once: a field of a NamedTuple read by name costs a descriptor call each.
+    metric, quantity, license_id, unit, kind, occurred_at, attribution, metadata = event[:8]
     document: dict[str, Any] = {
         "event_id": event_id,
-        "license_id": event.license_id,
-        "occurred_at": format_timestamp(event.occurred_at),
+        "license_id": license_id,
+        "occurred_at": format_timestamp(occurred_at),
         "source_system": event.source_system or DEFAULT_SOURCE_SYSTEM,
-        "kind": event.kind,
-        "measurements": [{"metric_name": event.metric, "quantity": event.quantity}],
+        "kind": kind,
+        "measurements": [{"metric_name": metric, "quantity": quantity}],
     }
-    if event.unit is not None:
-        document["unit"] = event.unit
-    if default_attribution and event.attribution:
-        document["attribution"] = {**default_attribution, **event.attribution}
-    elif default_attribution or event.attribution:
-        document["attribution"] = default_attribution or event.attribution
-    if event.metadata is not None:
-        document["metadata"] = event.metadata
+    if unit is not None:
+        document["unit"] = unit
+    if default_attribution and attribution:
+        document["attribution"] = {**default_attribution, **attribution}
+    elif default_attribution or attribution:
+        document["attribution"] = default_attribution or attribution
+    if metadata is not None:
+        document["metadata"] = metadata
     return document
+
+
+# -- each event's JSON, once ------------------------------------------------------------
+#
+# A batch's body joins its events' JSON texts, each encoded once when the batch is formed
+# (its size is then known exactly; the log lines reuse the texts). Two encoders write the
+# same meaning (tests/unit/test_encoders.py reads every field back from either):
+#
+# - the standard library's C encoder, called directly: ``JSONEncoder.encode`` builds it
+#   anew on every call, a third of the cost of encoding a small event. No circular check:
+#   a document is built here of validated values, and its metadata is a JSON round trip.
+# - orjson, when installed (the ``fast`` extra), four times faster still. Importing it
+#   costs milliseconds (it imports uuid, dataclasses and datetime), more than a function's
+#   few events a flush can win back: it is imported for a batch of FAST_JSON_MIN_EVENTS
+#   events or more, else used only when the application has imported it already. An event
+#   it cannot encode (an integer beyond 64 bits in metadata) falls back to the standard
+#   encoder.
+
+EncodeDocument = Callable[[dict[str, Any]], str]
+
+
+def _standard_encoder() -> EncodeDocument:
+    # The C accelerator of json.encoder (None on an interpreter without it). Its arguments
+    # are what JSONEncoder passes for JSON_UTF8, without the markers of the circular check.
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover
+        return JSON_UTF8.encode
+    chunks = make(None, JSON_UTF8.default, encode_basestring, None, ":", ",", False, False, False)
+    join = "".join
+
+    def encode(document: dict[str, Any]) -> str:
+        return join(chunks(document, 0))
+
+    return encode
+
+
+encode_standard: EncodeDocument = _standard_encoder()
+
+
+def _orjson_encoder(module: Any) -> EncodeDocument:
+    dumps = module.dumps
+
+    def encode(document: dict[str, Any]) -> str:
+        try:
+            text: str = dumps(document).decode()
+        except TypeError:  # orjson.JSONEncodeError: e.g. an integer beyond 64 bits
+            return encode_standard(document)
+        return text
+
+    return encode
+
+
+_fast_encoder: EncodeDocument | None = None
+_fast_unavailable = False
+
+
+def document_encoder(events: int) -> EncodeDocument:
+    """The encoder for a batch of ``events`` events (see above)."""
+    global _fast_encoder, _fast_unavailable  # noqa: PLW0603 - found once per process
+    if _fast_encoder is not None:
+        return _fast_encoder
+    if _fast_unavailable:
+        return encode_standard
+    module = sys.modules.get("orjson")
+    if module is None and events >= FAST_JSON_MIN_EVENTS:
+        try:
+            import orjson as module  # noqa: PLC0415
+        except ImportError:
+            _fast_unavailable = True
+            return encode_standard
+    if module is None:
+        return encode_standard
+    _fast_encoder = _orjson_encoder(module)
+    return _fast_encoder
 
 
 def encode_batch(batch_id: str, documents: Sequence[dict[str, Any]]) -> bytes:
@@ -154,13 +251,10 @@ def batch_envelope_size(batch_id: str) -> int:
 
 
 def _batch_head(batch_id: str) -> str:
-    return (
-        '{"batch_id":'
-        + JSON_UTF8.encode(batch_id)
-        + ',"sdk_version":"'
-        + SDK_VERSION
-        + '","events":['
-    )
+    return '{"batch_id":' + encode_basestring(batch_id) + _BATCH_HEAD_REST
+
+
+_BATCH_HEAD_REST = ',"sdk_version":' + encode_basestring(SDK_VERSION) + ',"events":['
 
 
 class SentBatch(NamedTuple):
@@ -195,9 +289,13 @@ def read_sent_batch(body: bytes) -> SentBatch | None:
 
 
 def compress(body: bytes) -> bytes:
-    import gzip  # noqa: PLC0415 - small bodies are sent uncompressed
+    """The gzip form of a body (``Content-Encoding: gzip``), as ``gzip.compress(body,
+    GZIP_LEVEL, mtime=0)`` writes it, without importing gzip."""
+    import zlib  # noqa: PLC0415 - small bodies are sent uncompressed
 
-    return gzip.compress(body, compresslevel=6, mtime=0)
+    # A compressor object: zlib.compress() takes wbits only from Python 3.11 on.
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    return compressor.compress(body) + compressor.flush()
 
 
 def sanitize_server_text(text: object) -> str:

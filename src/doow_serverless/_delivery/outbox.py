@@ -10,6 +10,7 @@ left to claim waits for the batches others have in flight.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -19,10 +20,11 @@ from typing import Any, NamedTuple
 from .._core.constants import GZIP_MIN_BYTES, MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 from .._core.events import Attribution, QueuedEvent
 from .._core.wire import (
-    JSON_UTF8,
     batch_envelope_size,
     compress,
+    document_encoder,
     encode_batch,
+    encode_standard,
     event_document,
     join_batch,
     new_random_id,
@@ -32,13 +34,19 @@ from .._core.wire import (
 
 
 class Batch:
-    """Events with settled ids; encoded once, resent byte for byte under the same batch_id."""
+    """Events with settled ids; encoded once, resent byte for byte under the same batch_id.
+
+    A batch formed here keeps each event's JSON text, not its document: the documents are
+    read back from the texts only on the rare paths that need them (a batch combined with
+    one that has no texts, a log line that must be escaped), so the thousands of small
+    dicts a flush builds die as soon as they are encoded.
+    """
 
     __slots__ = (
         "_body",
         "_compressed",
+        "_documents",
         "batch_id",
-        "documents",
         "encoded",
         "event_ids",
         "log_lines",
@@ -54,13 +62,15 @@ class Batch:
         self,
         batch_id: str,
         event_ids: list[str],
-        documents: list[dict[str, Any]],
+        documents: list[dict[str, Any]] | None,
         body: bytes | None = None,
         encoded: list[str] | None = None,
     ) -> None:
+        if documents is None and encoded is None:
+            raise ValueError("a batch needs its documents or their JSON texts")
         self.batch_id = batch_id
         self.event_ids = event_ids
-        self.documents = documents
+        self._documents = documents
         # Each document's JSON, when the batch was formed here (the body joins them).
         self.encoded = encoded
         self._body = body
@@ -83,6 +93,14 @@ class Batch:
         """A new batch of event documents whose ids are settled already."""
         return cls(new_random_id(), [document["event_id"] for document in documents], documents)
 
+    @property
+    def documents(self) -> list[dict[str, Any]]:
+        """The events' documents (read back from their JSON texts the first time)."""
+        if self._documents is None:
+            assert self.encoded is not None
+            self._documents = [json.loads(text) for text in self.encoded]
+        return self._documents
+
     def __len__(self) -> int:
         return len(self.event_ids)
 
@@ -104,20 +122,20 @@ class Batch:
 
     def halves(self) -> tuple[Batch, Batch]:
         """Two new batches, each with half the events; event ids are kept."""
-        middle = len(self.documents) // 2
+        middle = len(self.event_ids) // 2
         left_id, right_id = new_random_ids(2)
-        encoded = self.encoded
+        encoded, documents = self.encoded, self._documents
         halves = (
             Batch(
                 left_id,
                 self.event_ids[:middle],
-                self.documents[:middle],
+                None if documents is None else documents[:middle],
                 encoded=None if encoded is None else encoded[:middle],
             ),
             Batch(
                 right_id,
                 self.event_ids[middle:],
-                self.documents[middle:],
+                None if documents is None else documents[middle:],
                 encoded=None if encoded is None else encoded[middle:],
             ),
         )
@@ -130,13 +148,14 @@ class Batch:
         """One batch of this one's events and then those of ``parts`` (none of them sent)."""
         every = [self, *parts]
         encodings = [part.encoded for part in every]
+        texts = None
+        if all(item is not None for item in encodings):
+            texts = [text for item in encodings if item is not None for text in item]
         batch = Batch(
             new_random_id(),
             [event_id for part in every for event_id in part.event_ids],
-            [document for part in every for document in part.documents],
-            encoded=None
-            if any(item is None for item in encodings)
-            else [text for item in encodings if item is not None for text in item],
+            None if texts is not None else [doc for part in every for doc in part.documents],
+            encoded=texts,
         )
         batch.saved = all(part.saved for part in every)
         batch.logged = all(part.logged for part in every)
@@ -377,9 +396,13 @@ class Outbox:
         batch_id = new_random_id()
         limit = self._max_batch_bytes
         envelope = batch_envelope_size(batch_id)
-        randoms = iter(new_random_ids(sum(1 for event in events if event.event_id is None)))
+        randoms = iter(
+            new_random_ids(
+                sum(1 for event in events if event.event_id is None and event.id_seed is None)
+            )
+        )
+        encode = document_encoder(len(events))
         kept_ids: list[str] = []
-        documents: list[dict[str, Any]] = []
         encoded: list[str] = []
         size = envelope
         used = 0
@@ -387,7 +410,7 @@ class Outbox:
             event_id = settled_id(event, randoms)
             document = event_document(event, event_id, attribution)
             try:
-                text = JSON_UTF8.encode(document)
+                text = encode(document)
             except Exception:
                 # Validation makes this unreachable; should it ever be reached, the
                 # offending event is refused alone rather than the batch being stuck.
@@ -401,16 +424,17 @@ class Outbox:
                 )
                 used += 1
                 continue
-            if size + length + (1 if encoded else 0) > limit:
+            if encoded:
+                length += 1  # the comma before it
+            if size + length > limit:
                 break
-            size += length + (1 if encoded else 0)
+            size += length
             kept_ids.append(event_id)
-            documents.append(document)
             encoded.append(text)
             used += 1
-        if not documents:
+        if not encoded:
             return None, used
-        return Batch(batch_id, kept_ids, documents, join_batch(batch_id, encoded), encoded), used
+        return Batch(batch_id, kept_ids, None, join_batch(batch_id, encoded), encoded), used
 
     def _refuse(self, refused: list[Unencodable], event_id: str, reason: str) -> None:
         refused.append(Unencodable(event_id, reason))
@@ -485,7 +509,7 @@ def pack_documents(
     texts: list[str] = []
     size = envelope
     for document in documents:
-        text = JSON_UTF8.encode(document)
+        text = encode_standard(document)
         length = (len(text) if text.isascii() else len(text.encode())) + 1
         if current and (len(current) >= max_events or size + length > max_bytes):
             batches.append(_settled_batch(current, texts))

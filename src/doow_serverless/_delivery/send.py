@@ -6,10 +6,9 @@ next step would not fit, the batch is handed back unsent (and kept) instead.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .._core.config import TrackerConfig
 from .._core.constants import SDK_NAME, SDK_VERSION
@@ -19,6 +18,9 @@ from .._core.wire import read_error_message, read_rejections
 from .outbox import Batch
 from .retry import Disposition, backoff_delay, classify, retry_after_seconds
 from .transport import NetworkError, Transport
+
+if TYPE_CHECKING:
+    import random
 
 # Below this, a request cannot complete even on loopback; starting one only wastes it.
 MIN_ATTEMPT_S = 0.005

@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
-from urllib.parse import urlsplit
 
 from .._core.constants import MAX_RESPONSE_BYTES
 
@@ -77,7 +76,6 @@ class HttpTransport:
         self._max_connections = max_connections
         self._environ = os.environ if environ is None else environ
         self._pools: dict[str | None, httpcore.ConnectionPool] = {}  # by proxy URL
-        self._ssl_context: ssl.SSLContext | None = None
         self._lock = threading.Lock()
         self._closed = False
 
@@ -102,10 +100,8 @@ class HttpTransport:
             if pool is None:
                 import httpcore  # noqa: PLC0415 - deferred: see the module docstring
 
-                if self._ssl_context is None:
-                    self._ssl_context = _ssl_context(self._environ)
                 pool = httpcore.ConnectionPool(
-                    ssl_context=self._ssl_context,
+                    ssl_context=ssl_context(self._environ),
                     proxy=None if proxy is None else httpcore.Proxy(proxy),
                     max_connections=self._max_connections,
                     max_keepalive_connections=self._max_connections,
@@ -184,6 +180,8 @@ class HttpTransport:
 
 def proxy_for(url: str, environ: Mapping[str, str]) -> str | None:
     """The proxy a request to ``url`` goes through, from the environment, or None."""
+    from urllib.parse import urlsplit  # noqa: PLC0415 - with the pool, not at import
+
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     if _bypassed(host, _env(environ, "NO_PROXY")):
@@ -203,17 +201,34 @@ def _bypassed(host: str, no_proxy: str) -> bool:
     return False
 
 
-def _ssl_context(environ: Mapping[str, str]) -> ssl.SSLContext:
-    """One context for the life of the process (loading the CA bundle costs milliseconds)."""
-    import ssl  # noqa: PLC0415 - with httpcore
-
+def ssl_context(environ: Mapping[str, str]) -> ssl.SSLContext:
+    """The TLS context for the CA certificates ``environ`` names, built once per process
+    and shared by every pool of every tracker: loading a CA bundle is most of what
+    building a pool costs (certifi's: about 15 ms)."""
     cafile = environ.get("SSL_CERT_FILE") or None
     capath = environ.get("SSL_CERT_DIR") or None
+    key = (cafile, capath)
+    context = _ssl_contexts.get(key)
+    if context is None:
+        with _ssl_lock:
+            context = _ssl_contexts.get(key)
+            if context is None:
+                context = _ssl_contexts[key] = _new_ssl_context(cafile, capath)
+    return context
+
+
+def _new_ssl_context(cafile: str | None, capath: str | None) -> ssl.SSLContext:
+    import ssl  # noqa: PLC0415 - with httpcore
+
     if cafile is None and capath is None:
         import certifi  # noqa: PLC0415 - httpcore's own dependency
 
         cafile = certifi.where()
     return ssl.create_default_context(cafile=cafile, capath=capath)
+
+
+_ssl_contexts: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+_ssl_lock = threading.Lock()
 
 
 def _describe(exc: BaseException) -> str:

@@ -303,7 +303,8 @@ class CarryOver:
         if batch.logged:
             return
         reason = redact(why, self._config.api_key)
-        if not write_unsent(batch.batch_id, batch.documents, reason, encoded=batch.encoded):
+        documents = batch.documents if batch.encoded is None else None  # read back if needed
+        if not write_unsent(batch.batch_id, documents, reason, encoded=batch.encoded):
             return
         with self._lock:
             self._lines[batch.batch_id] = self._lines.get(batch.batch_id, 0) + 1

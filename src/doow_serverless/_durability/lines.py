@@ -51,7 +51,7 @@ MAX_REASON_CHARS = 300
 
 def unsent_lines(
     batch_id: str,
-    documents: Sequence[dict[str, Any]],
+    documents: Sequence[dict[str, Any]] | None,
     reason: str,
     *,
     ascii_only: bool = False,
@@ -59,14 +59,17 @@ def unsent_lines(
 ) -> list[str]:
     """The log lines for one batch: as few as fit under the line limit, events in order.
 
-    ``encoded``: each document's compact UTF-8 JSON, when the caller has it already.
+    ``encoded``: each document's compact UTF-8 JSON, when the caller has it already (then
+    ``documents`` may be None: they are read back from it if the lines must be escaped).
     """
     encoder = JSON_ASCII if ascii_only else JSON_UTF8
-    texts = (
-        encoded
-        if encoded is not None and not ascii_only
-        else [encoder.encode(document) for document in documents]
-    )
+    if encoded is not None and not ascii_only:
+        texts: Sequence[str] = encoded
+    else:
+        if documents is None:
+            assert encoded is not None, "unsent_lines needs documents or their JSON"
+            documents = [json.loads(text) for text in encoded]
+        texts = [encoder.encode(document) for document in documents]
     head = encoder.encode(
         {"v": FORMAT_VERSION, "batch_id": batch_id, "reason": reason[:MAX_REASON_CHARS]}
     )
@@ -102,7 +105,7 @@ def ack_lines(batch_ids: Sequence[str]) -> list[str]:
 
 def write_unsent(
     batch_id: str,
-    documents: Sequence[dict[str, Any]],
+    documents: Sequence[dict[str, Any]] | None,
     reason: str,
     stream: IO[str] | None = None,
     *,

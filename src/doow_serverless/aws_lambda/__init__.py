@@ -112,15 +112,18 @@ def _decorator(
     def decorate(handler: Callable[P, R], /) -> Callable[P, R]:
         _check_handler(handler)
         chosen = tracker if tracker is not None else default_tracker()
-        # Build the connection pool during init rather than in the first invocation.
-        chosen.prepare()
-        # Registering an extension, where one is needed, is part of init too.
-        ending = ending_for(chosen_delivery, chosen)
+        # Registering an extension, where one is needed, is part of init.
+        delivery = ending_for(chosen_delivery, chosen)
+        # The connection pool is built now where the first response waits for a flush
+        # (sync) or init waits for no one (background, on Managed Instances); after the
+        # first response otherwise (after-response); never in logs-only delivery. Either
+        # way, what dead processes left in the spool is adopted now.
+        chosen.prepare(connect=delivery.pool_at_init)
         # Lambda runs one invocation per process at a time: the scope is process-wide.
         engine = InvocationEngine(
-            chosen, policy, mode, process_wide=True, by_log=chosen_delivery == "logs"
+            chosen, policy, mode, process_wide=True, by_log=delivery.delivery == "logs"
         )
-        return _wrap(handler, engine, ending)
+        return _wrap(handler, engine, delivery.ending)
 
     return decorate
 
