@@ -204,14 +204,14 @@ bench: $(STAMP)
 
 # The fault campaigns at full size, rewriting docs/reliability*.md (`make test` runs them
 # small): the Lambda campaign in each delivery mode and the Managed Instances one each write
-# their section of docs/reliability.md; then Vercel and Azure (2 min each).
+# their section of docs/reliability.md; then Vercel and Azure (about 7 min each).
 .PHONY: reliability
 reliability: $(STAMP) $(VERCEL_STAMP) $(AZURE_STAMP)
 	$(BIN)/python -m scripts.campaign.lambda_campaign --invocations 1000 --seed 1 --delivery sync --report docs/reliability.md
 	$(BIN)/python -m scripts.campaign.lambda_campaign --invocations 1000 --seed 1 --delivery after-response --report docs/reliability.md
 	$(BIN)/python -m scripts.campaign.managed_campaign --invocations 1000 --workers 4 --seed 1 --report docs/reliability.md
-	$(BIN)/python -m scripts.campaign.vercel_campaign --requests 300 --seed 1 --report docs/reliability-vercel.md
-	$(BIN)/python -m scripts.campaign.azure_campaign --invocations 300 --seed 1 --report docs/reliability-azure.md
+	$(BIN)/python -m scripts.campaign.vercel_campaign --requests 1000 --seed 1 --report docs/reliability-vercel.md
+	$(BIN)/python -m scripts.campaign.azure_campaign --invocations 1000 --seed 1 --report docs/reliability-azure.md
 
 # Re-pin every virtualenv's packages (requirements/*.in -> *.txt); review the diff.
 .PHONY: lock
