@@ -227,6 +227,19 @@ def test_429_retry_after_beyond_the_budget_returns_at_once_and_holds_off(
     assert collector.stats()["requests"] == 1
 
 
+def test_a_later_flush_whose_budget_outlasts_the_retry_after_waits_it_out_and_delivers(
+    collector: Collector, make_tracker: MakeTracker
+) -> None:
+    collector.set_faults({"script": [{"status": 429, "retry_after": "1"}]})
+    tracker = make_tracker()
+    track_many(tracker, 2)
+    first = tracker.flush(timeout=0.5)  # too short to wait: the events are kept
+    assert (first.delivered, first.pending) == (0, 2)
+    again = tracker.flush(timeout=5)
+    assert (again.delivered, again.pending, again.error) == (2, 0, None)
+    assert collector.stats()["requests"] == 2
+
+
 def test_connection_refused_keeps_events_and_returns_within_budget(
     make_tracker: MakeTracker,
 ) -> None:

@@ -33,6 +33,7 @@ from .._core.errors import (
 )
 from .._delivery.outbox import Batch, Outbox, Unencodable
 from .._delivery.send import (
+    MIN_ATTEMPT_S,
     ClientRefused,
     Delivered,
     Outcome,
@@ -167,6 +168,7 @@ class Sender:
         if self._serverless and config.log_unsent and not config.log_ahead:
             keep = min(deadline.remaining() * LOG_SHARE, MAX_LOG_TIME_S)
             sending = Deadline(deadline.remaining() - keep)
+        self._wait_out_rate_limit(sending)
         error: DoowError | None = self._blocked_reason()
         while error is None:
             if sending.expired():
@@ -305,6 +307,14 @@ class Sender:
             f"{len(refused)} event(s) that can never be sent were refused locally: "
             f"{refused[0].reason}",
         )
+
+    def _wait_out_rate_limit(self, deadline: Deadline) -> None:
+        """A server's Retry-After that a previous flush could not wait out is waited out by
+        this one when it ends inside its budget, as a send waits within its own; a longer
+        one ends the flush at once (``_blocked_reason``)."""
+        wait = self._not_before - time.monotonic()
+        if wait > 0 and len(self._outbox) and wait + MIN_ATTEMPT_S < deadline.remaining():
+            self._closing.wait(wait)
 
     def _blocked_reason(self) -> DoowError | None:
         if self._config.send_blocker:
