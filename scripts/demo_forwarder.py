@@ -17,6 +17,7 @@ from doow_serverless_dev.lambda_local import InvocationResult, LocalFunction, su
 from scripts.demo_common import DEMO_KEY, ROOT, request_json
 
 EXAMPLE = ROOT / "examples" / "lambda"
+CODE = EXAMPLE / "function"  # what sam build packages
 FORWARDER_DIR = ROOT / "examples" / "lambda_forwarder"
 
 
@@ -51,7 +52,7 @@ def run_forwarder_demo(collector_url: str) -> int:
     try:
         with LocalFunction(
             "app.handler",
-            code_dir=EXAMPLE,
+            code_dir=CODE,
             timeout=3.0,
             function_name="DoowExampleFunction",
             environment={

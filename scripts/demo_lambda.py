@@ -21,6 +21,7 @@ from scripts.demo_common import DEMO_KEY, ROOT, collector_client, request_json
 BIN = Path(sys.executable).parent
 
 EXAMPLE = ROOT / "examples" / "lambda"
+CODE = EXAMPLE / "function"  # what sam build packages
 
 
 def _event(name: str) -> bytes:
@@ -42,7 +43,7 @@ def _show(label: str, result: InvocationResult, collector_url: str) -> None:
 def _function(collector_url: str, **environment: str) -> LocalFunction:
     return LocalFunction(
         "app.handler",
-        code_dir=EXAMPLE,
+        code_dir=CODE,
         timeout=3.0,
         function_name="DoowExampleFunction",
         environment={

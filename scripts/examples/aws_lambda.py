@@ -18,6 +18,8 @@ FOLDER = "examples/lambda"
 TEMPLATE = ".aws-sam/build/template.yaml"
 FUNCTION = "DoowExampleFunction"
 RUNTIME_VENV = ".venv-lambda"  # the runtime client alone (requirements/lambda.txt)
+# Beside the function's code, never in what is deployed (env.json holds a development key).
+DEVELOPMENT_FILES = ("README.md", "env.json", "events")
 
 
 def spec(root: Path) -> FunctionSpec:
@@ -46,6 +48,9 @@ def inspect(root: Path) -> list[str]:
     module = str(function.handler).rpartition(".")[0].replace(".", "/") + ".py"
     if not (function.code_dir / module).is_file():
         problems.append(f"the handler's module {module} is not in {function.code_dir}")
+    shipped = [name for name in DEVELOPMENT_FILES if (function.code_dir / name).exists()]
+    if shipped:
+        problems.append(f"the artefact ships the example's development files: {shipped}")
     return problems
 
 

@@ -24,10 +24,10 @@ from doow_serverless_dev.lambda_local._template import FunctionSpec, read_functi
 from ..examples_built import ensure, venv_python
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE_DIR = REPO / "examples" / "lambda"
+EXAMPLE_DIR = REPO / "examples" / "lambda" / "function"
 BUILT_TEMPLATE = REPO / ".aws-sam" / "build" / "template.yaml"
 RUNTIME_PYTHON = venv_python(".venv-lambda")
-EVENTS_DIR = EXAMPLE_DIR / "events"
+EVENTS_DIR = REPO / "examples" / "lambda" / "events"
 FUNCTIONS_DIR = Path(__file__).resolve().parent / "functions"
 TEST_KEY = "dk_lambda_tests_0000"
 

@@ -10,7 +10,7 @@ import pytest
 from doow_serverless.cli import main
 from doow_serverless_dev.collector import Collector
 
-from .conftest import EVENTS_DIR, REPO
+from .conftest import EVENTS_DIR, EXAMPLE_DIR, REPO
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -87,7 +87,7 @@ def test_invoke_refuses_a_template_that_fails_the_checks(
         (REPO / "template.yaml")
         .read_text()
         .replace("Timeout: 10", "Timeout: 1000")
-        .replace("CodeUri: examples/lambda/", f"CodeUri: {REPO / 'examples' / 'lambda'}")
+        .replace("CodeUri: examples/lambda/function/", f"CodeUri: {EXAMPLE_DIR}")
     )
     code = main(["invoke", "DoowExampleFunction", "-t", str(template)])
 

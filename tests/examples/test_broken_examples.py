@@ -67,7 +67,7 @@ def tools() -> None:
         ),
         pytest.param(
             "lambda",
-            "examples/lambda/requirements.txt",
+            "examples/lambda/function/requirements.txt",
             "aws-lambda-powertools>=3\n",
             "",
             "No module named 'aws_lambda_powertools'",

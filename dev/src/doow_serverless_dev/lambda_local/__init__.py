@@ -6,7 +6,7 @@ client that AWS runs. ``doow-serverless invoke``, the demo and the tests use it.
 plays CloudWatch Logs' side of a subscription filter (the payloads a forwarder is invoked
 with) and builds the exports of where Lambda keeps a failed event.
 
-    with LocalFunction("app.handler", code_dir="examples/lambda", timeout=3) as function:
+    with LocalFunction("app.handler", code_dir="examples/lambda/function", timeout=3) as function:
         result = function.invoke({"path": "/"})
 """
 
