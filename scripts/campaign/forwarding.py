@@ -90,7 +90,8 @@ class DeliveryPass:
     retries: int = 0
     dead_lettered: int = 0  # payloads whose every attempt failed
     stored: int = 0  # events the collector newly stored during the pass
-    answers: Counter[str] = field(default_factory=Counter)  # the forwarder's counts, summed
+    # The forwarder's counts, summed (a plain dict: dataclasses.asdict mangles a Counter).
+    answers: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ANSWER_FIELDS, 0))
     failures: list[str] = field(default_factory=list)  # the first failed attempts, described
 
 
@@ -221,9 +222,8 @@ class ForwarderPath:
             delivery.invocations += 1
             delivery.retries += attempt > 0
             if result.ok and isinstance(result.payload, dict):
-                delivery.answers.update(
-                    {name: int(result.payload.get(name, 0)) for name in ANSWER_FIELDS}
-                )
+                for name in ANSWER_FIELDS:
+                    delivery.answers[name] += int(result.payload.get(name, 0))
                 return
             why = _failure(result)
             if len(delivery.failures) < _KEPT_FAILURES:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from scripts.campaign.command import summary_lines
+from scripts.campaign.command import as_json, summary_lines
 from scripts.campaign.faults import CLASSIC_KINDS, FaultKind
 from scripts.campaign.lambda_campaign import Platform, run_campaign
 from scripts.campaign.result import CampaignResult
@@ -42,6 +43,7 @@ def run_and_check(
     assert result.unsent_log_lines > 0  # the sandbox without a spool fell back to its log
     assert result.ok, explained
     assert result.platform == platform.name
+    assert json.loads(json.dumps(as_json(result)))["ok"] is True  # what --json writes
 
     text = report.read_text()
     assert text.startswith(platform.page.title + "\n")

@@ -8,10 +8,11 @@ under the runtime client. The full run is ``python -m scripts.campaign.managed_c
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from scripts.campaign.command import summary_lines
+from scripts.campaign.command import as_json, summary_lines
 from scripts.campaign.faults import Ending, FaultKind
 from scripts.campaign.managed_campaign import run_managed_campaign
 from scripts.campaign.managed_faults import (
@@ -75,6 +76,7 @@ def test_managed_campaign_loses_nothing_and_doubles_nothing(tmp_path: Path) -> N
     # payload delivered again stores nothing.
     assert_recovered(result, explained)
     assert result.ok, explained
+    assert json.loads(json.dumps(as_json(result)))["ok"] is True  # what --json writes
 
     text = report.read_text()
     assert f"--invocations {CI_INVOCATIONS} --workers 4 --seed {CI_SEED}" in text
