@@ -62,7 +62,16 @@ def finish(result: CampaignResult, args: argparse.Namespace) -> int:
 def summary_lines(result: CampaignResult) -> list[str]:
     balance = result.balance
     margin = "-" if balance.min_margin is None else f"{balance.min_margin * 1000:.0f} ms"
-    replayed = str(result.replayed) if result.replays and result.replays[0].available else "n/a"
+    recovered = str(result.replayed) if result.recovered else "n/a"
+    forwarding = result.forwarding
+    if forwarding is None:
+        recovery = f"replayed {recovered}"
+    else:
+        recovery = (
+            f"delivered by the forwarder {recovered} ({forwarding.payloads} payloads, "
+            f"{forwarding.first.invocations} invocations, {forwarding.first.retries} retries, "
+            f"{forwarding.dead_lettered} to the DLQ; again: {forwarding.again.stored} new)"
+        )
     effected = sum(balance.effected_by_kind.values())
     scheduled = sum(balance.faults_by_kind.values())
     mode = f" ({result.delivery} delivery)" if result.delivery else ""
@@ -72,7 +81,7 @@ def summary_lines(result: CampaignResult) -> list[str]:
         f"{'yes' if not balance.never_effected else 'no'}",
         f"tracked {balance.tracked}, stored {balance.stored}, rejected {balance.rejected} "
         f"(confirmed by the collector {balance.rejected_confirmed}), "
-        f"duplicates {balance.duplicates}, lost {balance.lost}, replayed {replayed}",
+        f"duplicates {balance.duplicates}, lost {balance.lost}, {recovery}",
         f"missed deadlines {balance.missed_deadlines}, min margin {margin}, "
         f"key leaks {result.leaks.occurrences}",
         *[f"  {fact}" for fact in result.facts],
@@ -96,6 +105,7 @@ def as_json(result: CampaignResult) -> dict[str, Any]:
         "balance": asdict(result.balance),
         "replays": [run.summary for run in result.replays],
         "stored_by_replay": result.stored_by_replay,
+        "forwarding": None if result.forwarding is None else asdict(result.forwarding),
         "key_leaks": result.leaks.occurrences,
         "collector": result.collector,
         "facts": result.facts,

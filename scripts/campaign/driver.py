@@ -4,7 +4,9 @@ A driver (one invocation at a time in :mod:`.lambda_campaign`; bursts over sever
 in :mod:`.managed_campaign`) runs its schedule its own way. Both keep the same things: a
 seeded workload, a run id and an API key of their own, the ledger, the collector, the
 output watch and the observer; both try again the kinds none of whose faults took effect,
-and both end with the same recovery and balance, as :meth:`CampaignDriver.conclude`.
+and both end with the same balance, as :meth:`CampaignDriver.conclude`, after one of two
+recoveries of what only the logs kept: through the AWS forwarder (:meth:`_forward`, on
+Lambda), or the platform's log exports replayed (:meth:`_recover`, Vercel and Azure).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .accounting import Ledger, balance
 from .endpoint import Endpoint
 from .evidence import RETRIES
 from .faults import Fault, FaultKind, Timings
+from .forwarding import ForwarderPath, Forwarding, LogStream
 from .leaks import LeakScan
 from .observe import Observer
 from .output import OutputWatch
@@ -91,23 +94,50 @@ class CampaignDriver:
         """The documented recovery: the log exports replayed, twice."""
         return replay_twice(self._endpoint, self.api_key, exports, self._notes)
 
+    def _forward(self, streams: list[LogStream]) -> Forwarding:
+        """The recovery production runs on AWS: the logs' subscription payloads delivered
+        to the forwarder (the fault plan cleared), its dead-letter queue replayed, every
+        payload delivered again."""
+        self._endpoint.plan(None)
+        path = ForwarderPath(self._endpoint, self.api_key, self.workdir / "forwarder")
+        try:
+            forwarding = path.recover(streams, random.Random(f"payloads:{self.seed}"))  # noqa: S311
+        finally:
+            path.close()
+        replay = forwarding.dead_letter_replay
+        if replay is not None and not replay.available:
+            detail = (replay.stderr or replay.stdout).strip().splitlines()
+            self._notes.append(
+                "the dead-letter queue's replay could not run: "
+                + (detail[-1] if detail else f"exit {replay.returncode}")
+            )
+        return forwarding
+
     def conclude(
         self,
         *,
         platform: str,
         started: float,
-        replays: list[ReplayRun],
-        stored_by_replay: list[int],
         collector: dict[str, Any],
+        replays: list[ReplayRun] | None = None,
+        stored_by_replay: list[int] | None = None,
+        forwarding: Forwarding | None = None,
         resent: int = 0,
         delivery: str = "",
         facts: list[str] | None = None,
     ) -> CampaignResult:
         """The result, once the collector has stopped: the balance from its store, and the
-        key searched for everywhere (``resent``: invocations the caller sent again)."""
+        key searched for everywhere (``resent``: invocations the caller sent again). The
+        recovery was ``forwarding``, or the ``replays`` (each with the events it stored)."""
+        replays = replays or []
         store = read_store(self.workdir / "collector.sqlite3")
-        self._leaks.scan_paths([self.workdir])  # logs, spool, exports and the store
+        # Logs, spool, exports, payloads, the dead-letter queue, the forwarder's log, the store.
+        self._leaks.scan_paths([self.workdir])
         self._leaks.scan_replays(replays)
+        if forwarding is not None:
+            self._leaks.scan_text("forwarder output", "\n".join(forwarding.output))
+            if forwarding.dead_letter_replay is not None:
+                self._leaks.scan_run("dead-letter queue replay", forwarding.dead_letter_replay)
         return CampaignResult(
             platform=platform,
             command=self.command,
@@ -118,7 +148,8 @@ class CampaignDriver:
             timings=self.timings,
             balance=balance(self._ledger, store),
             replays=replays,
-            stored_by_replay=stored_by_replay,
+            stored_by_replay=stored_by_replay or [],
+            forwarding=forwarding,
             leaks=self._leaks,
             collector=collector,
             unsent_log_lines=self._output.unsent_lines,

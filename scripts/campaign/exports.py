@@ -1,13 +1,14 @@
-"""A sandbox's log, exported as each platform's tools export it, for the documented recovery.
+"""A sandbox's log, as each platform keeps it and its tools export it, for the recovery.
 
-What ``docs/recovery.md`` tells users to run, reproduced from the lines the function printed:
-the AWS CLI's ``logs filter-log-events --filter-pattern '?doow_unsent ?doow_sent' --output
-json``, a Vercel Log Drain's NDJSON deliveries, and Application Insights' ``az monitor
-app-insights query ... | project message`` answer. Only the lines those filters select are
-exported; ``doow-serverless replay --log`` then reads the export as a user's would be read.
+What ``docs/recovery.md`` tells users to run on Vercel and Azure, reproduced from the lines
+the function printed: a Vercel Log Drain's NDJSON deliveries, and Application Insights'
+``az monitor app-insights query ... | project message`` answer. Only the lines those
+filters select are exported; ``doow-serverless replay --log`` then reads the export as a
+user's would be read. On AWS the lines the subscription filter selects (the same terms)
+reach the forwarder instead (``forwarding.py``).
 
 Lambda Managed Instances log in JSON only: :func:`json_log_record` gives a line of output
-as such a record (the CloudWatch export of those records is then ``cloudwatch_export``'s).
+as such a record.
 """
 
 from __future__ import annotations
@@ -22,23 +23,6 @@ TERMS = ("doow_unsent", "doow_sent")
 
 def selected(lines: list[str]) -> list[str]:
     return [line for line in lines if any(term in line for term in TERMS)]
-
-
-def cloudwatch_export(lines: list[str]) -> str:
-    """``aws logs filter-log-events ... --output json``: one event per log message."""
-    stream = "2026/12/04/[$LATEST]" + uuid.uuid4().hex
-    events = [
-        {
-            "logStreamName": stream,
-            "timestamp": 1764806400000 + number,
-            "message": line + "\n",
-            "ingestionTime": 1764806400500 + number,
-            "eventId": str(number),
-        }
-        for number, line in enumerate(selected(lines))
-    ]
-    document = {"events": events, "searchedLogStreams": [{"logStreamName": stream}]}
-    return json.dumps(document, indent=4, ensure_ascii=False) + "\n"
 
 
 def vercel_drain_export(lines: list[str]) -> str:

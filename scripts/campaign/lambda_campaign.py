@@ -11,8 +11,10 @@ at its deadline is a timeout (:class:`LambdaFunction`).
 
 Runs the campaign function (``function/app.py``) under the real Lambda runtime client
 against a local collector that misbehaves as the seeded schedule says, then lets the last
-processes send what they hold, kills them, replays the spool directories and logs twice,
-and balances every tracked event against the collector's store. Exits 1 when an event was
+processes send what they hold, kills them and loses their ``/tmp``, hands what their logs
+kept to the AWS forwarder as CloudWatch Logs' subscription would (``forwarding.py``; on
+Vercel and Azure: the platform's log exports replayed twice), and balances every tracked
+event against the collector's store. Exits 1 when an event was
 lost or doubled, a deadline was missed because of the SDK, or the API key leaked.
 
 Three simulated sandboxes, each with a spool directory kept across process restarts and a
@@ -56,8 +58,9 @@ from .accounting import InvocationRecord
 from .command import add_common_options, check_workdir, finish, progress, run_in
 from .driver import CampaignDriver
 from .evidence import Observed, describe, took_effect
-from .exports import cloudwatch_export
 from .faults import CLASSIC_KINDS, Ending, Fault, FaultKind, Timings, make_fault, schedule
+from .forwarding import Forwarding, LogStream, log_stream
+from .replay import ReplayRun
 from .report import LAMBDA_PAGE, Page, write_report
 from .result import CampaignResult
 from .workload import plan_events
@@ -145,6 +148,11 @@ class LambdaFunction:
         self._function.stop()
 
 
+def function_name(sandbox: str) -> str:
+    """The Lambda function a sandbox is an execution environment of (its log group's name)."""
+    return f"doow-campaign-{sandbox}"
+
+
 def lambda_function(
     name: str, environment: Mapping[str, str], timings: Timings, on_output: Output
 ) -> LambdaFunction:
@@ -155,7 +163,7 @@ def lambda_function(
             code_dir=FUNCTION_DIR,
             timeout=timings.function_timeout,
             environment=environment,
-            function_name=f"doow-campaign-{name}",
+            function_name=function_name(name),
             on_output=on_output,
         )
     )
@@ -197,7 +205,9 @@ class Platform:
     count_option: str  # "--invocations", "--requests"
     default_count: int
     page: Page  # the report
-    export: Callable[[list[str]], str]  # a sandbox's log lines, as its platform exports them
+    # A sandbox's log lines, as its platform's tools export them for ``replay --log`` (the
+    # recovery); None: they reach the AWS forwarder as subscription payloads instead.
+    export: Callable[[list[str]], str] | None
     export_suffix: str  # the export file's ending
     # The SDK's delivery modes a run may set (the first by default), each with the section
     # of the page its run writes; none: the SDK's own choice, and the run writes the page.
@@ -223,8 +233,8 @@ LAMBDA = Platform(
     count_option="--invocations",
     default_count=1000,
     page=LAMBDA_PAGE,
-    export=cloudwatch_export,
-    export_suffix=".json",
+    export=None,  # the forwarder
+    export_suffix="",
     sections={delivery: f"lambda-{delivery}" for delivery in DELIVERIES},
 )
 
@@ -271,6 +281,10 @@ class Sandbox:
                 self._log.write(line + "\n")
                 self._log.flush()
         self._on_line(line)
+
+    def lines(self) -> list[str]:
+        """Every line its processes printed so far."""
+        return self.log_path.read_text(encoding="utf-8").splitlines()
 
     def lose_tmp(self) -> None:
         """The next process starts with an empty /tmp, as in a new sandbox: the spool of the
@@ -356,7 +370,7 @@ class LambdaCampaign(CampaignDriver):
             # The sandboxes are gone, and their /tmp with them: what is left is the log.
             for sandbox in self._sandboxes.values():
                 sandbox.lose_tmp()
-            replays, stored_by_replay = self._recover(self._exports())
+            replays, stored_by_replay, forwarding = self._recovery()
             collector = self._endpoint.counters()
         finally:
             for sandbox in self._sandboxes.values():
@@ -367,9 +381,18 @@ class LambdaCampaign(CampaignDriver):
             started=started,
             replays=replays,
             stored_by_replay=stored_by_replay,
+            forwarding=forwarding,
             collector=collector,
             delivery=self.delivery or "",
         )
+
+    def _recovery(self) -> tuple[list[ReplayRun], list[int], Forwarding | None]:
+        """What the logs kept, recovered as the platform allows: through the forwarder, or
+        the platform's exports replayed twice."""
+        if self.platform.export is None:
+            return [], [], self._forward(self._streams())
+        replays, stored_by_replay = self._recover(self._exports())
+        return replays, stored_by_replay, None
 
     def _environment(self, reserve_ms: int) -> dict[str, str]:
         environment = self._tracker_environment(reserve_ms)
@@ -550,15 +573,23 @@ class LambdaCampaign(CampaignDriver):
 
     def _exports(self) -> list[Path]:
         """Each sandbox's log, exported as the platform's tools export it."""
+        export = self.platform.export
+        assert export is not None, "a platform whose logs go to the forwarder"
         exports = self.workdir / "exports"
         exports.mkdir(exist_ok=True)
         paths = []
         for sandbox in self._sandboxes.values():
             path = exports / f"{sandbox.name}{self.platform.export_suffix}"
-            lines = sandbox.log_path.read_text(encoding="utf-8").splitlines()
-            path.write_text(self.platform.export(lines), encoding="utf-8")
+            path.write_text(export(sandbox.lines()), encoding="utf-8")
             paths.append(path)
         return paths
+
+    def _streams(self) -> list[LogStream]:
+        """Each sandbox's log, as its function's log group holds it (one stream each)."""
+        return [
+            log_stream(sandbox.name, function_name(sandbox.name), sandbox.lines())
+            for sandbox in self._sandboxes.values()
+        ]
 
 
 def invocation_note(result: InvocationResult, tracked: int) -> str:

@@ -38,8 +38,11 @@ class LeakScan:
     def scan_replays(self, runs: Iterable[ReplayRun]) -> None:
         """What each replay run printed."""
         for index, run in enumerate(runs, start=1):
-            self.scan_text(f"replay {index} stdout", run.stdout)
-            self.scan_text(f"replay {index} stderr", run.stderr)
+            self.scan_run(f"replay {index}", run)
+
+    def scan_run(self, label: str, run: ReplayRun) -> None:
+        self.scan_text(f"{label} stdout", run.stdout)
+        self.scan_text(f"{label} stderr", run.stderr)
 
     def scan_text(self, label: str, text: str) -> None:
         self.texts += 1

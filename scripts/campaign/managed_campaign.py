@@ -20,8 +20,9 @@ The platform's part, as the campaign plays it:
   them), and are when it had not (nothing of theirs exists yet);
 - an environment with fewer than two live workers is replaced (the runtime client starts
   no worker in a dead one's place);
-- the log is Lambda's JSON log format (every line a record with a request id), exported as
-  ``aws logs filter-log-events --output json`` gives it;
+- the log is Lambda's JSON log format (every line a record with a request id), one log
+  stream per environment, whose selected records reach the AWS forwarder as subscription
+  payloads (``forwarding.py``);
 - a deadline is missed when an invocation meant to answer in time answered after it.
 """
 
@@ -63,8 +64,9 @@ from .evidence import (
     describe,
     took_effect,
 )
-from .exports import cloudwatch_export, json_log_record
+from .exports import json_log_record
 from .faults import Ending, Fault, FaultKind, Timings
+from .forwarding import LogStream, log_stream
 from .lambda_campaign import FUNCTION_DIR, invocation_note
 from .managed_faults import (
     BURST,
@@ -95,6 +97,7 @@ QUIET_S = 6.0
 FINAL_WAIT_S = 60.0
 # How often the caller sends an invocation again whose worker was killed.
 RESENDS = 3
+FUNCTION_NAME = "doow-campaign-managed"
 _PROGRESS_EVERY = 50
 
 
@@ -130,7 +133,7 @@ class Environment:
             code_dir=FUNCTION_DIR,
             timeout=timings.function_timeout,
             environment={**environment, "TMPDIR": str(tmp)},
-            function_name="doow-campaign-managed",
+            function_name=FUNCTION_NAME,
             on_output=self._line,
             concurrency=workers,
         )
@@ -243,7 +246,7 @@ class ManagedCampaign(CampaignDriver):
             self._retry_kinds_without_effect(make_managed_fault)
             self._last_invocations()
             self._lose_everything()
-            replays, stored_by_replay = self._recover(self._exports())
+            forwarding = self._forward(self._streams())
             collector = self._endpoint.counters()
         finally:
             for environment in self._environments:
@@ -253,8 +256,7 @@ class ManagedCampaign(CampaignDriver):
         return self.conclude(
             platform=PLATFORM.format(workers=self.workers),
             started=started,
-            replays=replays,
-            stored_by_replay=stored_by_replay,
+            forwarding=forwarding,
             collector=collector,
             resent=self._resent,
             facts=self._facts(),
@@ -587,17 +589,16 @@ class ManagedCampaign(CampaignDriver):
         self._leaks.scan_paths([tmp_root])
         shutil.rmtree(tmp_root, ignore_errors=True)
 
-    def _exports(self) -> list[Path]:
-        """Each environment's log, as ``aws logs filter-log-events --output json`` gives it."""
-        exports = self.workdir / "exports"
-        exports.mkdir(exist_ok=True)
-        paths = []
-        for environment in self._environments:
-            path = exports / f"{environment.name}.json"
-            records = environment.log_path.read_text(encoding="utf-8").splitlines()
-            path.write_text(cloudwatch_export(records), encoding="utf-8")
-            paths.append(path)
-        return paths
+    def _streams(self) -> list[LogStream]:
+        """Each environment's log (its records), one stream of the function's log group."""
+        return [
+            log_stream(
+                environment.name,
+                FUNCTION_NAME,
+                environment.log_path.read_text(encoding="utf-8").splitlines(),
+            )
+            for environment in self._environments
+        ]
 
 
 def _alive(pid: int) -> bool:

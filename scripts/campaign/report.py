@@ -14,6 +14,8 @@ from pathlib import Path
 
 from .evidence import EFFECTS, RETRIES
 from .faults import FaultKind
+from .forwarding import ANSWER_FIELDS, DeliveryPass, Forwarding
+from .replay import ReplayRun
 from .result import CampaignResult
 
 TITLE = "# Reliability: the fault campaign"
@@ -64,11 +66,25 @@ How the campaign works (`scripts/campaign/`):
   deadline) only the kills at the deadline; `no-spool` has a spool it cannot use and an
   endpoint answering 503, and half the time it is then reclaimed while idle.
 - At the end, one healthy invocation per sandbox lets the last process send what it holds;
-  the sandboxes are killed and their `/tmp` lost, as a platform reclaims them. The recovery
-  is then exactly the one `docs/recovery.md` gives users: each sandbox's log is exported as
-  the platform's tools export it (only the lines the documented filter selects), and
-  `doow-serverless replay --log` runs over the exports, twice: the second run must store
-  nothing new. No spool is replayed: on these platforms no one can reach a dead sandbox's.
+  the sandboxes are killed and their `/tmp` lost, as a platform reclaims them; the fault
+  plan is cleared. What only the logs kept is then **delivered by the forwarder**, as in
+  production (`forwarding.py`; the forwarder's section of [lambda.md](lambda.md)):
+  each sandbox's log lines that the subscription filter selects (`?doow_unsent ?doow_sent`)
+  become CloudWatch Logs subscription payloads in their wire form (the `awslogs` envelope,
+  base64 of gzip of the JSON document), several log events each, in log order, each at
+  most 10,000 events, 1,048,576 bytes of messages and a 256 KB event; where each ends is
+  drawn at random, so a line and its acknowledgement may travel apart. The real forwarder
+  (`doow_serverless.forwarders.aws.handler`, under `awslambdaric`, the template's 60 s
+  timeout, the collector's endpoint and key in its environment) is invoked with each; an
+  invocation that fails is invoked again with the same event, at most twice more, as Lambda
+  retries an asynchronous invocation (the waits between attempts are not played), and a
+  payload whose every attempt failed goes to the dead-letter queue (a file in the form of
+  `aws sqs receive-message --output json`), which alone is then replayed with
+  `doow-serverless replay --log`. With no fault left active the queue must stay empty.
+  Delivery is at least once: every payload is then delivered a second time, which must
+  store nothing new. No spool is read: no one can reach a dead sandbox's. (The Vercel and
+  Azure campaigns keep the manual recovery their docs give: the platform's log export,
+  replayed twice.)
 - The balance: *lost* = tracked − stored − rejected by the server, and must be 0. An event
   counts as rejected only when the collector refused it in an answer it sent (a 207, or a
   413 to a batch of that event alone): the collector records each refusal in its store,
@@ -80,7 +96,8 @@ How the campaign works (`scripts/campaign/`):
   deadline is a *missed deadline*, and there must be none: it ends when it is complete,
   that is answered and, with an extension registered, released by it (the margin is
   measured then). The API key must appear nowhere: not in the logs, the spool files
-  (searched after every kill too), the replay's output or the collector's store.
+  (searched after every kill too), the payloads, the dead-letter queue, the forwarder's
+  log, the replay's output or the collector's store.
 - Each section below is one run: the campaign in each of the SDK's delivery modes for
   classic Lambda (`sync`, the default, and `after-response`), and the Managed Instances
   campaign, whose faults are its own (its section says how it differs). `make reliability`
@@ -226,9 +243,7 @@ def render_results(result: CampaignResult, heading: str = "## Results") -> str:
         f"{balance.rejected} |",
         f"| **duplicates** | **{balance.duplicates}** |",
         f"| **lost** | **{balance.lost}** |",
-        f"| persisted or logged, then replayed | {_replayed(result)} |",
-        f"| of those, stored only by the replay | {_first_replay(result)} |",
-        f"| stored by the second replay | {_second_replay(result)} |",
+        *_recovery_rows(result),
         f"| **missed deadlines caused by the SDK** | **{balance.missed_deadlines}** |",
         f"| minimum margin to the deadline | {_margin(balance.min_margin)} |",
         f"| **API key occurrences** (logs, spool, store) | **{result.leaks.occurrences}** |",
@@ -276,19 +291,14 @@ def _details(result: CampaignResult) -> list[str]:
         f"{collector.get('restarts', 0)} restart(s).",
         f"- Log fallback: the functions printed {result.unsent_log_lines} `doow_unsent` line(s).",
         f"- Key search: {result.leaks.files} file reads (spool files as the run went, logs, "
-        f"spool, store) and {result.leaks.texts} captured outputs of the replays.",
+        f"spool, exports or payloads, store) and {result.leaks.texts} captured outputs "
+        f"({'the forwarder and its replays' if result.forwarding else 'the replays'}).",
     ]
     lines += [f"- {fact}" for fact in result.facts]
+    if result.forwarding is not None:
+        lines += _forwarding_details(result.forwarding)
     for index, run in enumerate(result.replays, start=1):
-        if run.available:
-            fields = ", ".join(
-                f"{name} {run.summary[name]}"
-                for name in ("found", "unique", "delivered", "rejected", "unsent")
-                if name in run.summary
-            )
-            lines.append(f"- Replay {index}: {fields} (exit {run.returncode}).")
-        else:
-            lines.append(f"- Replay {index}: not available (exit {run.returncode}).")
+        lines.append(f"- Replay {index}: {_replay_run(run)}.")
     if balance.not_effected:
         lines += ["", "Faults that did not take effect (first ones):", ""]
         lines += [f"- {item}" for item in balance.not_effected]
@@ -308,20 +318,64 @@ def _details(result: CampaignResult) -> list[str]:
     return lines
 
 
-def _replayed(result: CampaignResult) -> str:
-    if not result.replays or not result.replays[0].available:
-        return "replay not available"
-    return str(result.replayed)
+def _recovery_rows(result: CampaignResult) -> list[str]:
+    """The table's rows of the recovery: the forwarder's, or the replays'."""
+    forwarding = result.forwarding
+    if forwarding is not None:
+        first, again = forwarding.first, forwarding.again
+        return [
+            f"| logged, then **delivered by the forwarder** (and its dead-letter queue's "
+            f"replay) | {result.replayed} |",
+            f"| of those, stored only by the forwarder | {forwarding.stored} |",
+            f"| subscription payloads / forwarder invocations / retries | {first.payloads} / "
+            f"{first.invocations} / {first.retries} |",
+            f"| **payloads sent to the dead-letter queue** | **{forwarding.dead_lettered}** |",
+            f"| stored by delivering every payload again | {again.stored} |",
+        ]
+    replayed = str(result.replayed) if result.recovered else "replay not available"
+    stored = result.stored_by_replay
+    return [
+        f"| persisted or logged, then replayed | {replayed} |",
+        f"| of those, stored only by the replay | {stored[0] if stored else '-'} |",
+        f"| stored by the second replay | {stored[1] if len(stored) > 1 else '-'} |",
+    ]
 
 
-def _first_replay(result: CampaignResult) -> str:
-    return str(result.stored_by_replay[0]) if result.stored_by_replay else "-"
+def _forwarding_details(forwarding: Forwarding) -> list[str]:
+    first, again = forwarding.first, forwarding.again
+    streams = ", ".join(f"{name} {count}" for name, count in forwarding.payloads_by_stream.items())
+    lines = [
+        f"- Forwarder: {first.payloads} subscription payloads ({streams}; the largest "
+        f"{forwarding.largest_payload} bytes as invoked), {first.invocations} invocations "
+        f"({first.retries} retries), {first.dead_lettered} to the dead-letter queue; its "
+        f"answers: {_answers(first)}.",
+        f"- Delivered again (every payload): {again.invocations} invocations ({again.retries} "
+        f"retries), {again.dead_lettered} to the dead-letter queue, {again.stored} event(s) "
+        f"newly stored; its answers: {_answers(again)}.",
+    ]
+    if forwarding.dead_letter_replay is not None:
+        lines.append(
+            f"- The dead-letter queue replayed: {_replay_run(forwarding.dead_letter_replay)}, "
+            f"{forwarding.stored_by_dead_letter_replay} newly stored."
+        )
+    lines += [f"- Failed forwarder invocation: {failure}" for failure in first.failures]
+    lines += [f"- Failed forwarder invocation (again): {failure}" for failure in again.failures]
+    return lines
 
 
-def _second_replay(result: CampaignResult) -> str:
-    if len(result.stored_by_replay) < 2:
-        return "-"
-    return str(result.stored_by_replay[1])
+def _answers(delivery: DeliveryPass) -> str:
+    return ", ".join(f"{name} {delivery.answers[name]}" for name in ANSWER_FIELDS)
+
+
+def _replay_run(run: ReplayRun) -> str:
+    if not run.available:
+        return f"not available (exit {run.returncode})"
+    fields = ", ".join(
+        f"{name} {run.summary[name]}"
+        for name in ("found", "unique", "delivered", "rejected", "unsent")
+        if name in run.summary
+    )
+    return f"{fields} (exit {run.returncode})"
 
 
 def _margin(seconds: float | None) -> str:
@@ -386,12 +440,12 @@ runs the campaign function there, with the same collector, evidence, recovery an
   again: what it tracked must survive on the SDK's own (one cut before it tracked, or never
   handed out, is sent again).
 - At the end the last environment is shut down and every `/tmp` lost. The recovery is the
-  documented one: each environment's log in Lambda's JSON log format (every line a record
-  with a request id; the workers' lines arrive merged, so a record carries the request id
-  of an invocation then in progress, or none), exported as `aws logs filter-log-events
-  --output json` gives it, and `doow-serverless replay --log` over the exports, twice. No
-  spool is read. A deadline is missed when an invocation meant to answer in time answered
-  after it: nothing the sender does may hold a response back."""
+  forwarder's, as on classic Lambda: each environment's log in Lambda's JSON log format
+  (every line a record with a request id; the workers' lines arrive merged, so a record
+  carries the request id of an invocation then in progress, or none), one log stream per
+  environment, its selected records delivered to the forwarder as subscription payloads.
+  No spool is read. A deadline is missed when an invocation meant to answer in time
+  answered after it: nothing the sender does may hold a response back."""
 
 SYNC_SECTION = Section("lambda-sync", "## Results: classic Lambda, `sync` delivery", SYNC_LEAD)
 AFTER_RESPONSE_SECTION = Section(

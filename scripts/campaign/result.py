@@ -7,6 +7,7 @@ from typing import Any
 
 from .accounting import Balance
 from .faults import Timings
+from .forwarding import Forwarding
 from .leaks import LeakScan
 from .replay import ReplayRun
 
@@ -20,7 +21,7 @@ class CampaignResult:
     retried_invocations: int  # of faults tried again, none of their kind having taken effect
     timings: Timings
     balance: Balance
-    replays: list[ReplayRun]
+    replays: list[ReplayRun]  # the recovery by log exports replayed (Vercel, Azure)
     stored_by_replay: list[int]  # events newly stored by each replay run
     leaks: LeakScan
     collector: dict[str, Any]  # the collector's counters, summed over its restarts
@@ -31,10 +32,21 @@ class CampaignResult:
     delivery: str = ""  # the SDK's delivery mode the run set (DOOW_TRACK_DELIVERY), if any
     facts: list[str] = field(default_factory=list)  # what the report adds to its details
     resent_invocations: int = 0  # sent again by the caller (same request id) after a crash
+    forwarding: Forwarding | None = None  # the recovery through the AWS forwarder (Lambda)
+
+    @property
+    def recovered(self) -> bool:
+        """The recovery ran: the forwarder was invoked, or the first replay answered."""
+        if self.forwarding is not None:
+            return self.forwarding.first.invocations > 0 or not self.forwarding.payloads
+        return bool(self.replays) and self.replays[0].available
 
     @property
     def replayed(self) -> int:
-        """Events the first replay found persisted (spool) or logged, and sent."""
+        """Events the recovery found logged (or persisted) and sent: the forwarder and the
+        replay of its dead-letter queue, or the first replay."""
+        if self.forwarding is not None:
+            return self.forwarding.delivered
         return self.replays[0].count("delivered") if self.replays else 0
 
     @property
@@ -62,6 +74,17 @@ class CampaignResult:
             found.append(f"the API key appeared {self.leaks.occurrences} time(s)")
         if len(self.stored_by_replay) > 1 and self.stored_by_replay[1]:
             found.append(f"the second replay stored {self.stored_by_replay[1]} new event(s)")
+        forwarding = self.forwarding
+        if forwarding is not None:
+            if forwarding.again.stored:
+                found.append(
+                    f"delivering every payload again stored {forwarding.again.stored} new event(s)"
+                )
+            if forwarding.dead_lettered:
+                found.append(
+                    f"{forwarding.dead_lettered} payload(s) went to the dead-letter queue, "
+                    "no fault active"
+                )
         return found
 
     @property

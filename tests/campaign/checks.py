@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from scripts.campaign.command import summary_lines
+from scripts.campaign.command import as_json, summary_lines
 from scripts.campaign.faults import CLASSIC_KINDS, FaultKind
 from scripts.campaign.lambda_campaign import Platform, run_campaign
 from scripts.campaign.result import CampaignResult
@@ -38,19 +39,38 @@ def run_and_check(
     # New processes were started in the sandboxes after the kills, and adopted their spools.
     assert balance.cold_starts > 3, explained
 
-    # Replay found what the killed processes left, and replaying again stored nothing.
-    assert [run.returncode for run in result.replays] == [0, 0], explained
-    assert result.replayed > 0
-    assert result.stored_by_replay[1] == 0
+    assert_recovered(result, explained)
     assert result.unsent_log_lines > 0  # the sandbox without a spool fell back to its log
     assert result.ok, explained
     assert result.platform == platform.name
+    assert json.loads(json.dumps(as_json(result)))["ok"] is True  # what --json writes
 
     text = report.read_text()
     assert text.startswith(platform.page.title + "\n")
     assert f"{platform.count_option} {count} --seed {seed}" in text
     assert_reported(result, text)
     return result, text
+
+
+def assert_recovered(result: CampaignResult, explained: str) -> None:
+    """What only the logs kept was sent by the recovery, and sending it again stored nothing:
+    on AWS through the forwarder (several payloads a log, none left in the dead-letter
+    queue), elsewhere by ``replay --log`` of the exports, twice."""
+    assert result.replayed > 0, explained
+    forwarding = result.forwarding
+    if forwarding is None:
+        assert [run.returncode for run in result.replays] == [0, 0], explained
+        assert result.stored_by_replay[1] == 0
+        return
+    assert result.replays == [] and result.stored_by_replay == []
+    assert forwarding.first.invocations >= forwarding.payloads > 0, explained
+    # CloudWatch Logs delivers a log in several payloads: the main log here at least.
+    assert max(forwarding.payloads_by_stream.values()) > 1, explained
+    assert forwarding.stored > 0, explained  # events only the logs kept
+    assert forwarding.dead_lettered == 0, explained
+    assert forwarding.dead_letter_replay is None, explained
+    assert forwarding.again.payloads == forwarding.payloads
+    assert forwarding.again.stored == 0, explained
 
 
 def assert_every_kind_took_effect(result: CampaignResult, kinds: tuple[FaultKind, ...]) -> None:

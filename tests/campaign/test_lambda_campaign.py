@@ -1,7 +1,8 @@
 """The Lambda fault campaign at CI size: every kind of fault, nothing lost or doubled, in
 each of the SDK's delivery modes for classic Lambda.
 
-Real runtime client, real collector, real replay command: no mocks. The full runs are
+Real runtime client, real collector, the real forwarder (under the runtime client) for
+what only the logs kept: no mocks. The full runs are
 ``python -m scripts.campaign.lambda_campaign --invocations 1000 --delivery MODE``
 (docs/reliability.md, a section per mode).
 """

@@ -19,6 +19,7 @@ from ._logs import (
     envelope,
     on_failure_export,
     subscription_event,
+    subscription_events,
 )
 from ._runtime_api import Invocation, RuntimeAPIServer
 
@@ -32,4 +33,5 @@ __all__ = [
     "envelope",
     "on_failure_export",
     "subscription_event",
+    "subscription_events",
 ]

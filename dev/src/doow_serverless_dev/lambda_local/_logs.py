@@ -7,6 +7,13 @@ asynchronous invocation's event takes afterwards: the message body of an SQS dea
 queue (the event as it is, with ``RequestID``, ``ErrorCode`` and ``ErrorMessage``
 attributes), and the invocation record an on-failure destination receives (the event as
 ``requestPayload``), each as ``aws sqs receive-message --output json`` prints it.
+
+A log's worth of lines goes in several deliveries (:func:`subscription_events`), each
+within what AWS allows one to hold: CloudWatch Logs takes at most 10,000 log events and
+1,048,576 bytes (every message's UTF-8 plus 26 bytes) in one ``PutLogEvents`` batch (its
+API reference), and a Lambda destination is invoked asynchronously, whose event was
+limited to 256 KB (Lambda quotas; 1 MB since October 2025): a delivery kept under 256 KB
+fits either limit, and an SQS dead-letter queue's message (256 KiB before the same change).
 """
 
 from __future__ import annotations
@@ -18,13 +25,19 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 DATA_MESSAGE = "DATA_MESSAGE"
 CONTROL_MESSAGE = "CONTROL_MESSAGE"
 
 _event_ids = itertools.count(1)
+
+# What one delivery may hold (see the module's docstring).
+MAX_BATCH_EVENTS = 10_000
+MAX_BATCH_BYTES = 1_048_576
+EVENT_OVERHEAD_BYTES = 26
+MAX_EVENT_BYTES = 256 * 1024  # the event a Lambda destination is invoked with, as JSON
 
 
 def subscription_event(
@@ -56,6 +69,52 @@ def subscription_event(
         ],
     }
     return envelope(json.dumps(document, separators=(",", ":")).encode())
+
+
+def subscription_events(
+    messages: Sequence[str],
+    *,
+    counts: Iterable[int] = (),
+    log_group: str = "/aws/lambda/local-function",
+    log_stream: str = "2026/12/04/[$LATEST]0123456789abcdef0123456789abcdef",
+    timestamp_ms: int | None = None,
+    max_event_bytes: int = MAX_EVENT_BYTES,
+) -> list[dict[str, Any]]:
+    """``messages`` (one log stream's, in order) as the deliveries CloudWatch Logs makes of
+    them: in order, every message once, each delivery within the limits above.
+
+    ``counts``: how many messages each delivery may hold at most, in turn (CloudWatch
+    delivers what it ingested in a moment, so where a delivery ends depends on when the
+    lines were written); once it is exhausted, as many as the limits allow. A single
+    message too large for ``max_event_bytes`` goes alone.
+    """
+    start = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+
+    def fit(begin: int, end: int) -> list[dict[str, Any]]:
+        """``messages[begin:end]`` in one delivery, or in halves until each fits."""
+        event = subscription_event(
+            messages[begin:end], log_group=log_group, log_stream=log_stream,
+            timestamp_ms=start + begin,
+        )  # fmt: skip
+        if end - begin == 1 or len(json.dumps(event)) <= max_event_bytes:
+            return [event]
+        middle = (begin + end) // 2
+        return [*fit(begin, middle), *fit(middle, end)]
+
+    wanted = iter(counts)
+    deliveries: list[dict[str, Any]] = []
+    position = 0
+    while position < len(messages):
+        most = max(1, min(next(wanted, MAX_BATCH_EVENTS), MAX_BATCH_EVENTS))
+        end, size = position, 0
+        while end < len(messages) and end - position < most:
+            size += len(messages[end].encode()) + EVENT_OVERHEAD_BYTES
+            if end > position and size > MAX_BATCH_BYTES:
+                break
+            end += 1
+        deliveries += fit(position, end)
+        position = end
+    return deliveries
 
 
 def control_event() -> dict[str, Any]:
