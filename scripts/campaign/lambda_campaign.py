@@ -41,6 +41,7 @@ import argparse
 import contextlib
 import dataclasses
 import os
+import random
 import shlex
 import shutil
 import signal
@@ -63,7 +64,7 @@ from .forwarding import Forwarding, LogStream, log_stream
 from .replay import ReplayRun
 from .report import LAMBDA_PAGE, Page, write_report
 from .result import CampaignResult
-from .workload import plan_events
+from .workload import DERIVED_SHARE, PlannedEvent, derived_from, new_request_id, plan_events
 
 FUNCTION_DIR = Path(__file__).resolve().parent / "function"
 PLATFORM = "AWS Lambda: the real runtime client (awslambdaric), local Runtime API"
@@ -127,9 +128,9 @@ class LambdaFunction:
     def pid(self) -> int | None:
         return self._function.pid
 
-    def invoke(self, payload: dict[str, Any]) -> InvocationResult:
+    def invoke(self, payload: dict[str, Any], request_id: str | None = None) -> InvocationResult:
         kills = self._function.kills
-        result = self._function.invoke(payload)
+        result = self._function.invoke(payload, request_id=request_id)
         if result.status not in ("success", "error"):
             return result
         if result.completed is None:
@@ -212,6 +213,10 @@ class Platform:
     # The SDK's delivery modes a run may set (the first by default), each with the section
     # of the page its run writes; none: the SDK's own choice, and the run writes the page.
     sections: Mapping[str, str] = field(default_factory=dict)
+    # Lambda's own behaviour played: the campaign picks each request id, some invocations
+    # track without keys (ids derived from it), and one whose process was killed is sent
+    # again with the same request id and event, as Lambda retries an asynchronous invocation.
+    retries_same_request: bool = False
 
     @property
     def deliveries(self) -> tuple[str, ...]:
@@ -236,10 +241,28 @@ LAMBDA = Platform(
     export=None,  # the forwarder
     export_suffix="",
     sections={delivery: f"lambda-{delivery}" for delivery in DELIVERIES},
+    retries_same_request=True,
 )
 
 
 # -- the driver -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What an invocation is sent with, each time it is sent."""
+
+    number: int
+    events: list[PlannedEvent]
+    payload: dict[str, Any]
+    request_id: str | None  # None: the harness picks one
+
+
+def _call(sandbox: Sandbox, attempt: Attempt) -> InvocationResult:
+    function = sandbox.function
+    if attempt.request_id is not None and isinstance(function, LambdaFunction):
+        return function.invoke(attempt.payload, attempt.request_id)
+    return function.invoke(attempt.payload)
 
 
 class Sandbox:
@@ -337,6 +360,10 @@ class LambdaCampaign(CampaignDriver):
         self.delivery = delivery
         self._faults = schedule(invocations, seed, self.timings)
         self._sandboxes: dict[str, Sandbox] = {}
+        # Its own stream, so the workload and the schedule draw what they drew before.
+        self._ids = random.Random(f"request-ids:{seed}")  # noqa: S311 - reproducible
+        self._resent = 0  # sent again with the same request id after their process died
+        self._attempts: dict[int, Attempt] = {}
 
     # -- the run -------------------------------------------------------------------------
 
@@ -383,6 +410,7 @@ class LambdaCampaign(CampaignDriver):
             stored_by_replay=stored_by_replay,
             forwarding=forwarding,
             collector=collector,
+            resent=self._resent,
             delivery=self.delivery or "",
         )
 
@@ -440,7 +468,26 @@ class LambdaCampaign(CampaignDriver):
             sandbox.reclaim()  # killed while idle, as Lambda reclaims an environment
         if fault.extra.get("lose_tmp"):
             sandbox.lose_tmp()  # restarted in a new sandbox: only the log is left
-        return invocations
+        return invocations + self._retries(sandbox, fault, invocations)
+
+    def _retries(
+        self, sandbox: Sandbox, fault: Fault, invocations: list[Observed]
+    ) -> list[Observed]:
+        """Lambda's retry of an asynchronous invocation whose process died: the same event,
+        the same request id, in whatever process serves it next (after a lost ``/tmp``, a
+        new one). Its events must be counted once, however much of the first attempt's
+        delivery reached the server, or only its log."""
+        if not self.platform.retries_same_request:
+            return []
+        retries = []
+        for observed in invocations:
+            first = self._attempts.get(observed.record.number)
+            # Answered before it died (in the extension's flush): no error, no retry.
+            if first is None or observed.record.status != "crashed" or observed.record.answered:
+                continue
+            self._resent += 1
+            retries.append(self._attempt(sandbox, fault, first, Ending.IN_TIME, note="sent again"))
+        return retries
 
     def _last_invocations(self) -> None:
         """One healthy invocation per sandbox, so its last process sends what it holds."""
@@ -449,7 +496,6 @@ class LambdaCampaign(CampaignDriver):
             self._invoke(sandbox, Fault(FaultKind.HEALTHY, min_events=1), counted=False)
 
     def _invoke(self, sandbox: Sandbox, fault: Fault, *, counted: bool = True) -> Observed:
-        before = self._observer.reading()
         self._number += 1
         number = self._number
         events = plan_events(
@@ -459,6 +505,11 @@ class LambdaCampaign(CampaignDriver):
             min_events=fault.min_events,
             rejected_share=fault.rejected_share,
         )
+        chosen: str | None = None  # the harness picks one
+        if self.platform.retries_same_request:
+            chosen = new_request_id(self._ids)
+            if self._ids.random() < DERIVED_SHARE:
+                events = derived_from(events, chosen)
         payload: dict[str, Any] = {
             "events": [event.document() for event in events],
             "number": number,
@@ -468,16 +519,37 @@ class LambdaCampaign(CampaignDriver):
             payload["leave_ms"] = fault.leave_ms
         else:
             payload["sleep_ms"] = self._rng.randint(0, 20)
+        attempt = Attempt(number, events, payload, chosen)
+        self._attempts[number] = attempt
+        observed = self._attempt(sandbox, fault, attempt, fault.ending, kill=True)
+        if counted and self._progress is not None and number % _PROGRESS_EVERY == 0:
+            self._progress(f"  {number}/{self.invocations} invocations")
+        return observed
+
+    def _attempt(
+        self,
+        sandbox: Sandbox,
+        fault: Fault,
+        attempt: Attempt,
+        ending: Ending,
+        *,
+        kill: bool = False,
+        note: str = "",
+    ) -> Observed:
+        """One attempt at an invocation: run it (killed as the fault says, when ``kill``),
+        and record how it ended."""
+        before = self._observer.reading()
+        number, events = attempt.number, attempt.events
         killed = False
-        if "kill_after_ms" in fault.extra:
+        if kill and "kill_after_ms" in fault.extra:
             result, killed = self._invoke_and_kill_in_flush(
-                sandbox, payload, number, float(fault.extra["kill_after_ms"]) / 1000
+                sandbox, attempt, float(fault.extra["kill_after_ms"]) / 1000
             )
-        elif fault.ending is Ending.SIGKILLED:
-            result, killed = self._invoke_and_kill(sandbox, payload)
+        elif kill and ending is Ending.SIGKILLED:
+            result, killed = self._invoke_and_kill(sandbox, attempt)
         else:
-            result = sandbox.function.invoke(payload)
-            killed = fault.ending is Ending.KILLED_AT_DEADLINE and result.status == "timeout"
+            result = _call(sandbox, attempt)
+            killed = ending is Ending.KILLED_AT_DEADLINE and result.status == "timeout"
         if result.status in ("timeout", "crashed"):
             self._leaks.scan_paths([sandbox.spool])  # what the killed process left
         if result.status == "init_error":
@@ -485,13 +557,13 @@ class LambdaCampaign(CampaignDriver):
         else:
             self._ledger.tracked(events)
         note = "; ".join(
-            part for part in (fault.detail, invocation_note(result, len(events))) if part
+            part for part in (note, fault.detail, invocation_note(result, len(events))) if part
         )
         record = InvocationRecord(
             number=number,
             sandbox=sandbox.name,
             kind=fault.kind,
-            ending=fault.ending,
+            ending=ending,
             status=result.status,
             margin=result.margin,
             duration=result.duration,
@@ -502,21 +574,17 @@ class LambdaCampaign(CampaignDriver):
             note=note,
         )
         self._ledger.invocation(record)
-        if counted and self._progress is not None and number % _PROGRESS_EVERY == 0:
-            self._progress(f"  {number}/{self.invocations} invocations")
         self._observer.seen_until = self._observer.reading()
         return Observed(record, self._observer.seen_until.since(before))
 
-    def _invoke_and_kill(
-        self, sandbox: Sandbox, payload: dict[str, Any]
-    ) -> tuple[InvocationResult, bool]:
+    def _invoke_and_kill(self, sandbox: Sandbox, attempt: Attempt) -> tuple[InvocationResult, bool]:
         """Invoke; SIGKILL the process as soon as a request of its flush hangs."""
         answers: list[InvocationResult] = []
         failures: list[BaseException] = []
 
         def invoke() -> None:
             try:
-                answers.append(sandbox.function.invoke(payload))
+                answers.append(_call(sandbox, attempt))
             except BaseException as exc:
                 failures.append(exc)
 
@@ -538,7 +606,7 @@ class LambdaCampaign(CampaignDriver):
         return answers[0], killed
 
     def _invoke_and_kill_in_flush(
-        self, sandbox: Sandbox, payload: dict[str, Any], number: int, after: float
+        self, sandbox: Sandbox, attempt: Attempt, after: float
     ) -> tuple[InvocationResult, bool]:
         """Invoke; SIGKILL the process ``after`` seconds once its handler said it returns
         (its flush has begun), unless the invocation is over by then."""
@@ -547,7 +615,7 @@ class LambdaCampaign(CampaignDriver):
 
         def invoke() -> None:
             try:
-                answers.append(sandbox.function.invoke(payload))
+                answers.append(_call(sandbox, attempt))
             except BaseException as exc:
                 failures.append(exc)
 
@@ -555,7 +623,7 @@ class LambdaCampaign(CampaignDriver):
         thread.start()
         killed = False
         returning = self._output.wait_returning(
-            number, thread.is_alive, timeout=self.timings.function_timeout + 5
+            attempt.number, thread.is_alive, timeout=self.timings.function_timeout + 5
         )
         if returning:
             thread.join(after)

@@ -38,7 +38,6 @@ import signal
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -77,7 +76,7 @@ from .managed_faults import (
 )
 from .report import LAMBDA_PAGE, MANAGED_SECTION, write_report
 from .result import CampaignResult
-from .workload import PlannedEvent, plan_events
+from .workload import DERIVED_SHARE, PlannedEvent, derived_from, new_request_id, plan_events
 
 PLATFORM = (
     "AWS Lambda Managed Instances: the real runtime client (awslambdaric) forking {workers} "
@@ -222,6 +221,7 @@ class ManagedCampaign(CampaignDriver):
         self.workers = workers
         self._faults = managed_schedule(invocations, seed, self.timings)
         self._chaos = random.Random(f"managed-chaos:{seed}")  # noqa: S311 - victims, moments
+        self._ids = random.Random(f"request-ids:{seed}")  # noqa: S311 - reproducible
         self._pool = ThreadPoolExecutor(BURST[1], thread_name_prefix="campaign-invoke")
         self._environments: list[Environment] = []
         self._resent = 0  # invocations sent again: their worker was killed, or shut down
@@ -401,6 +401,9 @@ class ManagedCampaign(CampaignDriver):
                 min_events=fault.min_events,
                 rejected_share=fault.rejected_share,
             )
+            chosen = new_request_id(self._ids)
+            if self._ids.random() < DERIVED_SHARE:  # tracked without keys, as most users do
+                events = derived_from(events, chosen)
             low, high = fault.extra.get("sleep_ms", (0, 0))
             sleep_ms = self._rng.randint(low, high)
             ending = Ending.IN_TIME
@@ -412,11 +415,8 @@ class ManagedCampaign(CampaignDriver):
                 "number": self._number,
                 "sleep_ms": sleep_ms,
             }
-            request_id = str(uuid.uuid4())
-            answer = self._pool.submit(environment.invoke, payload, request_id)
-            calls.append(
-                Call(self._number, request_id, events, payload, ending, environment, answer)
-            )
+            answer = self._pool.submit(environment.invoke, payload, chosen)
+            calls.append(Call(self._number, chosen, events, payload, ending, environment, answer))
             if self._progress is not None and self._number % _PROGRESS_EVERY == 0:
                 self._progress(f"  {self._number}/{self.invocations} invocations")
         return calls

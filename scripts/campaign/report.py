@@ -33,7 +33,12 @@ How the campaign works (`scripts/campaign/`):
   runtime client (`awslambdaric`) in a subprocess; the harness plays the Runtime API, kills
   the process at its deadline as Lambda does, and freezes it between invocations on request.
   Each invocation is told which events to track (1 to 30, sometimes none), each with an
-  `idempotency_key` the campaign chose, so the campaign knows the id of every event.
+  `idempotency_key` the campaign chose, so the campaign knows the id of every event. On
+  Lambda, half of the invocations track theirs without a key, as most users do: the SDK
+  derives each id from the request id (which the campaign picks) and the event's place. An
+  invocation whose process was killed before it answered is sent again with the same
+  request id and event, as Lambda retries an asynchronous invocation, in whatever process
+  serves it next; its events must be counted once.
 - Before each invocation a seeded schedule picks a fault: 5xx (some after the batch was
   stored, so only the answer is lost); 429 with a `Retry-After` shorter and longer than the
   flush budget; connection refused (the collector is stopped, then restarted on the same

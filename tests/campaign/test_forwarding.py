@@ -25,6 +25,8 @@ from scripts.campaign.forwarding import (
 
 from doow_serverless._durability.lines import ack_lines, unsent_lines
 
+from ..polling import wait_for
+
 KEY = "dk_forwarding_" + uuid.uuid4().hex
 ATTEMPTS = 1 + ASYNC_RETRIES
 
@@ -102,7 +104,8 @@ def test_a_failing_invocation_is_retried_then_kept_in_the_dead_letter_queue_repl
     # Delivered again (at least once): each id was already stored.
     assert (again.invocations, again.dead_lettered, again.stored) == (len(made), 0, 0)
     assert again.answers["delivered"] == 5
-    assert any("5 not delivered" in line for line in path.output)  # its own account
+    # Its own account, read from its output pipe (which may trail the answer).
+    assert wait_for(lambda: any("5 not delivered" in line for line in path.output))
     everything = "\n".join([*path.output, replayed.stdout, replayed.stderr])
     assert KEY not in everything
     assert KEY not in path.dead_letter_path.read_text(encoding="utf-8")
@@ -122,7 +125,9 @@ def test_an_invocation_that_fails_once_is_delivered_by_its_retry(
 
     assert (delivered.invocations, delivered.retries, delivered.dead_lettered) == (2, 1, 0)
     # Its log, at INFO (what the campaign searches for the key), says what each did.
-    assert any('"INFO"' in line and "3 delivered" in line for line in forwarder.output)
+    assert wait_for(
+        lambda: any('"INFO"' in line and "3 delivered" in line for line in forwarder.output)
+    )
     assert delivered.stored == 3
     assert stored_ids(endpoint) == ids
     assert forwarder.replay_dead_letters() == (None, 0)

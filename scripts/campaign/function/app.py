@@ -5,6 +5,7 @@ built once per execution environment from ``DOOW_TRACK_*``, as a real function w
 event says exactly what to track, so the campaign knows every event that exists:
 
     {"events": [{"key": "run:7:0", "quantity": 12, "license_id": "lic_..."}, ...],
+                            # no "key": the id is derived from the request id (the default)
      "sleep_ms": 20,        # work this long after tracking, or
      "leave_ms": 300,       # work until this much of the invocation's time is left
      "track_last": true}    # track after the work, as the handler returns (default: before)
@@ -71,7 +72,7 @@ def _track(planned: list[dict[str, Any]], number: object) -> None:
             metric=METRIC,
             quantity=item["quantity"],
             license_id=item["license_id"],
-            idempotency_key=item["key"],
+            idempotency_key=item.get("key"),  # none: derived from the request id
         )
     print(json.dumps({TRACKED_MARKER: number, "pid": os.getpid()}), flush=True)
 
