@@ -29,6 +29,7 @@ from .output import OutputWatch
 from .replay import ReplayRun, replay_twice
 from .result import CampaignResult
 from .store import read_store
+from .workload import DERIVED_SHARE, PlannedEvent, derived_from, new_request_id
 
 # Makes a fault of a kind, tried again after the schedule: (kind, rng, timings).
 FaultMaker = Callable[[FaultKind, random.Random, Timings], Fault]
@@ -55,6 +56,9 @@ class CampaignDriver:
         self._rng = random.Random(f"workload:{seed}")  # noqa: S311 - reproducible
         self._retry_rng = random.Random(f"retries:{seed}")  # noqa: S311 - reproducible
         self._retried_invocations = 0  # of faults tried again, none of their kind in effect
+        # Request ids as Lambda's: their own stream, so the workload draws what it drew.
+        self._ids = random.Random(f"request-ids:{seed}")  # noqa: S311 - reproducible
+        self._resent = 0  # invocations the caller sent again (same request id)
         self._number = 0  # invocations so far
         self._run_id = f"s{seed}-{secrets.token_hex(4)}"
         self.api_key = "dk_campaign_" + secrets.token_hex(16)
@@ -90,6 +94,14 @@ class CampaignDriver:
                 self._run_fault(make(kind, self._retry_rng, self.timings))
                 self._retried_invocations += self._number - before
 
+    def _identified(self, events: list[PlannedEvent]) -> tuple[str, list[PlannedEvent]]:
+        """A request id for an invocation, and its events: half the time tracked without
+        keys (as most users do), each id then derived from that request id."""
+        request_id = new_request_id(self._ids)
+        if self._ids.random() < DERIVED_SHARE:
+            events = derived_from(events, request_id)
+        return request_id, events
+
     def _recover(self, exports: list[Path]) -> tuple[list[ReplayRun], list[int]]:
         """The documented recovery: the log exports replayed, twice."""
         return replay_twice(self._endpoint, self.api_key, exports, self._notes)
@@ -122,12 +134,11 @@ class CampaignDriver:
         replays: list[ReplayRun] | None = None,
         stored_by_replay: list[int] | None = None,
         forwarding: Forwarding | None = None,
-        resent: int = 0,
         delivery: str = "",
         facts: list[str] | None = None,
     ) -> CampaignResult:
         """The result, once the collector has stopped: the balance from its store, and the
-        key searched for everywhere (``resent``: invocations the caller sent again). The
+        key searched for everywhere. The
         recovery was ``forwarding``, or the ``replays`` (each with the events it stored)."""
         replays = replays or []
         store = read_store(self.workdir / "collector.sqlite3")
@@ -144,7 +155,7 @@ class CampaignDriver:
             seed=self.seed,
             scheduled_invocations=self.invocations,
             retried_invocations=self._retried_invocations,
-            resent_invocations=resent,
+            resent_invocations=self._resent,
             timings=self.timings,
             balance=balance(self._ledger, store),
             replays=replays,

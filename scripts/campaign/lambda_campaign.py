@@ -41,7 +41,6 @@ import argparse
 import contextlib
 import dataclasses
 import os
-import random
 import shlex
 import shutil
 import signal
@@ -64,7 +63,7 @@ from .forwarding import Forwarding, LogStream, log_stream
 from .replay import ReplayRun
 from .report import LAMBDA_PAGE, Page, write_report
 from .result import CampaignResult
-from .workload import DERIVED_SHARE, PlannedEvent, derived_from, new_request_id, plan_events
+from .workload import PlannedEvent, plan_events
 
 FUNCTION_DIR = Path(__file__).resolve().parent / "function"
 PLATFORM = "AWS Lambda: the real runtime client (awslambdaric), local Runtime API"
@@ -360,9 +359,6 @@ class LambdaCampaign(CampaignDriver):
         self.delivery = delivery
         self._faults = schedule(invocations, seed, self.timings)
         self._sandboxes: dict[str, Sandbox] = {}
-        # Its own stream, so the workload and the schedule draw what they drew before.
-        self._ids = random.Random(f"request-ids:{seed}")  # noqa: S311 - reproducible
-        self._resent = 0  # sent again with the same request id after their process died
         self._attempts: dict[int, Attempt] = {}
 
     # -- the run -------------------------------------------------------------------------
@@ -410,7 +406,6 @@ class LambdaCampaign(CampaignDriver):
             stored_by_replay=stored_by_replay,
             forwarding=forwarding,
             collector=collector,
-            resent=self._resent,
             delivery=self.delivery or "",
         )
 
@@ -507,9 +502,7 @@ class LambdaCampaign(CampaignDriver):
         )
         chosen: str | None = None  # the harness picks one
         if self.platform.retries_same_request:
-            chosen = new_request_id(self._ids)
-            if self._ids.random() < DERIVED_SHARE:
-                events = derived_from(events, chosen)
+            chosen, events = self._identified(events)
         payload: dict[str, Any] = {
             "events": [event.document() for event in events],
             "number": number,

@@ -76,7 +76,7 @@ from .managed_faults import (
 )
 from .report import LAMBDA_PAGE, MANAGED_SECTION, write_report
 from .result import CampaignResult
-from .workload import DERIVED_SHARE, PlannedEvent, derived_from, new_request_id, plan_events
+from .workload import PlannedEvent, plan_events
 
 PLATFORM = (
     "AWS Lambda Managed Instances: the real runtime client (awslambdaric) forking {workers} "
@@ -221,10 +221,8 @@ class ManagedCampaign(CampaignDriver):
         self.workers = workers
         self._faults = managed_schedule(invocations, seed, self.timings)
         self._chaos = random.Random(f"managed-chaos:{seed}")  # noqa: S311 - victims, moments
-        self._ids = random.Random(f"request-ids:{seed}")  # noqa: S311 - reproducible
         self._pool = ThreadPoolExecutor(BURST[1], thread_name_prefix="campaign-invoke")
         self._environments: list[Environment] = []
-        self._resent = 0  # invocations sent again: their worker was killed, or shut down
         self._never_handed_out = 0  # queued when their environment shut down
         self._killed_workers = 0
         self._replaced = 0  # environments replaced for want of live workers
@@ -258,7 +256,6 @@ class ManagedCampaign(CampaignDriver):
             started=started,
             forwarding=forwarding,
             collector=collector,
-            resent=self._resent,
             facts=self._facts(),
         )
 
@@ -401,9 +398,7 @@ class ManagedCampaign(CampaignDriver):
                 min_events=fault.min_events,
                 rejected_share=fault.rejected_share,
             )
-            chosen = new_request_id(self._ids)
-            if self._ids.random() < DERIVED_SHARE:  # tracked without keys, as most users do
-                events = derived_from(events, chosen)
+            chosen, events = self._identified(events)
             low, high = fault.extra.get("sleep_ms", (0, 0))
             sleep_ms = self._rng.randint(low, high)
             ending = Ending.IN_TIME
